@@ -1,0 +1,40 @@
+# The two commands for a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LISTEN ?= tcp:4000
+DATA ?= var
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Stamps: reinstall only when the packaging changes.
+$(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e .
+	touch $@
+
+$(VENV)/.installed-test: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(BIN)/twistd --pidfile= -n chatd --listen $(LISTEN) --data-dir $(DATA)
+
+test: $(VENV)/.installed-test
+	tests/ensure-tools.sh tmux openssl
+	$(BIN)/python -m pytest -q tests
+	$(BIN)/trial tests
+
+# The benchmark against ngircd (docs/performance.md); BENCH_ARGS=--help.
+bench: $(VENV)/.installed-test
+	bench/ensure-ngircd.sh
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info _trial_temp .pytest_cache

@@ -1,0 +1,1 @@
+"""chatd: a small moderated chat-room daemon on Twisted."""

@@ -1,0 +1,73 @@
+"""chatd-admin: manage admin accounts in DATA_DIR/admins.
+
+    chatd-admin [--data-dir DIR] add NAME      set (or change) NAME's password
+    chatd-admin [--data-dir DIR] remove NAME
+    chatd-admin [--data-dir DIR] list
+
+`add` asks twice, without echo, on a terminal; otherwise it reads one line
+from standard input.  A running chatd sees the change at the next login.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+from chatd.auth import AdminFile
+from chatd.text import NAME_RULE, valid_name
+
+MIN_PASSWORD = 8
+
+
+def _read_password(stdin=None) -> str:
+    stdin = stdin or sys.stdin
+    if stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise SystemExit("chatd-admin: the passwords differ; nothing changed")
+        return first
+    return stdin.readline().rstrip("\r\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="chatd-admin", description="Manage chatd admin accounts."
+    )
+    parser.add_argument("--data-dir", default="var",
+                        help="chatd's data directory (default: var)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add = sub.add_parser("add", help="add an admin, or change their password")
+    add.add_argument("name")
+    remove = sub.add_parser("remove", help="remove an admin")
+    remove.add_argument("name")
+    sub.add_parser("list", help="list admins")
+    args = parser.parse_args(argv)
+
+    admins = AdminFile(Path(args.data_dir) / "admins")
+    if args.command == "list":
+        for name in admins.names():
+            print(name)
+        return 0
+    if not valid_name(args.name):
+        parser.error(f"invalid name {args.name!r}: use {NAME_RULE}")
+    if args.command == "remove":
+        if not admins.remove(args.name):
+            print(f"chatd-admin: no admin named {args.name}", file=sys.stderr)
+            return 1
+        print(f"removed admin {args.name}")
+        return 0
+    password = _read_password()
+    if len(password) < MIN_PASSWORD:
+        print(f"chatd-admin: a password needs at least {MIN_PASSWORD} characters;"
+              " nothing changed", file=sys.stderr)
+        return 1
+    existed = admins.is_admin(args.name)
+    admins.set_password(args.name, password)
+    print(f"{'changed password of' if existed else 'added'} admin {args.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

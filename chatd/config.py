@@ -1,0 +1,82 @@
+"""Settings: built-in defaults, then the TOML config file, then options.
+
+Unknown tables or keys in the file are errors, so a typo never silently
+leaves a default in force.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass
+class Limits:
+    max_line: int = 2048
+
+
+@dataclass
+class Settings:
+    listen: list[str] = field(default_factory=lambda: ["tcp:4000"])
+    room: str = "chatd"
+    data_dir: str = "var"
+    motd: str = ""
+    limits: Limits = field(default_factory=Limits)
+
+
+_SERVER_TYPES = {"listen": list, "room": str, "data_dir": str, "motd": str}
+
+
+def _check_table(table: dict, cls, where: str) -> dict:
+    known = {f.name: f for f in fields(cls)}
+    out = {}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"unknown key {where}.{key}")
+        default = getattr(cls(), key)
+        if type(value) is not type(default):
+            raise ConfigError(
+                f"{where}.{key} must be a {type(default).__name__},"
+                f" not {type(value).__name__}"
+            )
+        out[key] = value
+    return out
+
+
+def load(path: str | Path | None) -> Settings:
+    """Settings from the file at path (or the defaults if path is None)."""
+    settings = Settings()
+    if path is None:
+        return settings
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path}: {e}") from e
+    unknown = set(doc) - {"server", "limits"}
+    if unknown:
+        raise ConfigError(f"unknown table [{sorted(unknown)[0]}] in {path}")
+    server = dict(doc.get("server", {}))
+    limits = _check_table(doc.get("limits", {}), Limits, "limits")
+    server_values = {}
+    for key, value in server.items():
+        if key not in _SERVER_TYPES:
+            raise ConfigError(f"unknown key server.{key}")
+        if not isinstance(value, _SERVER_TYPES[key]):
+            raise ConfigError(f"server.{key} must be a {_SERVER_TYPES[key].__name__}")
+        server_values[key] = value
+    if "listen" in server_values and not all(
+        isinstance(item, str) for item in server_values["listen"]
+    ):
+        raise ConfigError("server.listen must be a list of endpoint strings")
+    settings = Settings(**server_values, limits=Limits(**limits))
+    if settings.limits.max_line < 64:
+        raise ConfigError("limits.max_line must be at least 64")
+    return settings

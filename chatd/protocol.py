@@ -1,0 +1,357 @@
+"""The line protocol: bytes to lines, the login steps, and commands.
+
+ChatProtocol is a thin adapter.  It frames lines (accepting LF, CRLF or a
+lone CR, never buffering more than one maximal line), runs the login steps
+(username, then password for admins), and turns each line in the room into
+one call on chatd.room.Room.  Every refusal becomes one "! " line; the
+connection stays open unless the contract says otherwise (docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import re
+
+from twisted.cred import credentials
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer
+from twisted.internet.protocol import ServerFactory
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from zope.interface import implementer
+
+from chatd.auth import IChatAdmin
+from chatd.room import Banned, IClient, Member, Room, RoomError
+from chatd.text import clean, encode, error, notice, prompt
+
+log = Logger()
+
+_EOL = re.compile(rb"\r\n|\r|\n")
+MAX_NAME_ATTEMPTS = 3
+
+HELP = [
+    "commands:",
+    "  /who                 who is online (@ marks admins)",
+    "  /me ACTION           say what you do",
+    "  /msg NAME TEXT       a private message",
+    "  /quit [REASON]       leave",
+    "  /help                this list",
+    "  //TEXT               send a line that starts with /",
+]
+ADMIN_HELP = [
+    "admin commands:",
+    "  /kick NAME [REASON]  disconnect NAME (they may come back)",
+    "  /ban NAME [REASON]   disconnect NAME and keep them out",
+    "  /unban NAME          lift a ban",
+    "  /bans                list bans",
+]
+
+
+def _peer(transport) -> str:
+    """The peer's address as a person reads it: host:port, or what we have."""
+    addr = transport.getPeer()
+    host = getattr(addr, "host", None)
+    if host is None:
+        return str(addr)
+    return f"[{host}]:{addr.port}" if ":" in host else f"{host}:{addr.port}"
+
+
+@implementer(IClient)
+class ChatProtocol(LineReceiver):
+    delimiter = b"\r\n"
+
+    def __init__(self):
+        self.member: Member | None = None
+        self._state = "username"
+        self._name_failures = 0
+        self._pending_name: str | None = None
+        self._buffer = b""
+        self._discarding = False
+        self._skip_lf = False
+        self._held: list[bytes] | None = None
+        self._closing = False
+
+    # -- IClient ------------------------------------------------------
+
+    def deliver(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def disconnect(self) -> None:
+        self._closing = True
+        self.transport.loseConnection()
+
+    # -- connection ---------------------------------------------------
+
+    @property
+    def room(self) -> Room:
+        return self.factory.room
+
+    @property
+    def peer(self) -> str:
+        return _peer(self.transport)
+
+    def connectionMade(self):
+        self.factory.connections.add(self)
+        self.MAX_LENGTH = self.factory.max_line
+        self.reply(notice(f"welcome to {self.room.name}"), prompt("username"))
+
+    def connectionLost(self, reason):
+        self._closing = True
+        self.factory.connections.discard(self)
+        if self.member is not None:
+            self.room.leave(self.member)
+            self.member = None
+        self.factory.connection_closed()
+
+    def reply(self, *lines: str) -> None:
+        """Lines to this connection only, in order with what the room sent."""
+        if self.member is not None:
+            self.room.send_many(self.member, lines)
+        else:
+            self.transport.write(b"".join(encode(line) for line in lines))
+
+    def _close(self, *lines: str) -> None:
+        if lines:
+            self.reply(*lines)
+        self.disconnect()
+
+    # -- framing ------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        """Split lines on LF, CRLF or CR; discard, never buffer, a too-long line."""
+        if self._skip_lf:
+            self._skip_lf = False
+            if data[:1] == b"\n":
+                data = data[1:]
+        parts = _EOL.split(data)
+        self._skip_lf = data.endswith(b"\r")
+        for part in parts[:-1]:
+            if self._closing:
+                return
+            if self._discarding:
+                self._discarding = False
+                continue
+            line, self._buffer = self._buffer + part, b""
+            if len(line) > self.MAX_LENGTH:
+                self.lineLengthExceeded(line)
+            else:
+                self.lineReceived(line)
+        tail = parts[-1]
+        if self._discarding or self._closing:
+            return
+        if len(self._buffer) + len(tail) > self.MAX_LENGTH:
+            self._buffer = b""
+            self._discarding = True
+            self.lineLengthExceeded(tail)
+        else:
+            self._buffer += tail
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """Refuse the line, keep the connection (LineReceiver would drop it)."""
+        self.reply(error(f"line too long (max {self.MAX_LENGTH} bytes): dropped"))
+
+    def lineReceived(self, raw: bytes) -> None:
+        if self._held is not None:
+            self._held.append(raw)
+            return
+        if self._closing:
+            return
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.reply(error("invalid UTF-8: line dropped"))
+            return
+        if self._state == "password":
+            self._on_password(text)
+        elif self._state == "username":
+            self._on_username(clean(text).strip())
+        else:
+            self._on_chat(clean(text))
+
+    def _hold(self) -> None:
+        """Stop reading and keep further lines until an answer comes back."""
+        self._held = []
+        self.transport.pauseProducing()
+
+    def _release(self) -> None:
+        held, self._held = self._held or [], None
+        self.transport.resumeProducing()
+        for raw in held:
+            self.lineReceived(raw)
+
+    # -- login --------------------------------------------------------
+
+    def _on_username(self, name: str) -> None:
+        if not name:
+            return
+        try:
+            self.room.check_name(name)
+        except Banned as e:
+            log.info("banned name {name} refused from {peer}", name=name,
+                     peer=self.peer)
+            self._close(error(str(e)))
+            return
+        except RoomError as e:
+            self._name_failures += 1
+            if self._name_failures >= MAX_NAME_ATTEMPTS:
+                self._close(error(str(e)), error("too many attempts, goodbye"))
+            else:
+                self.reply(error(str(e)), prompt("username"))
+            return
+        if self.room.is_admin_name(name):
+            self._pending_name = name
+            self._state = "password"
+            self.reply(prompt("password"))
+        else:
+            self._join(name, admin=False)
+
+    def _on_password(self, password: str) -> None:
+        name = self._pending_name
+        self._hold()
+        d = self.factory.portal.login(
+            credentials.UsernamePassword(name, password), None, IChatAdmin
+        )
+
+        def accepted(result):
+            if not self._closing:
+                self._join(name, admin=True)
+
+        def refused(failure):
+            failure.trap(UnauthorizedLogin)
+            log.warn("failed admin login for {name} from {peer}", name=name,
+                     peer=self.peer)
+            self._close(error("wrong password"))
+
+        d.addCallbacks(accepted, refused)
+        d.addErrback(self._internal_error)
+        d.addBoth(lambda _: self._release())
+
+    def _join(self, name: str, admin: bool) -> None:
+        try:
+            self.member = self.room.join(name, self, admin=admin, address=self.peer)
+        except RoomError as e:
+            self._state = "username"
+            self.reply(error(str(e)), prompt("username"))
+            return
+        self._state = "chat"
+
+    def _internal_error(self, failure) -> None:
+        log.failure("internal error for {peer}", failure, peer=self.peer)
+        self._close(error("internal error, sorry"))
+
+    # -- in the room --------------------------------------------------
+
+    def _on_chat(self, text: str) -> None:
+        if not text.strip():
+            return
+        if text.startswith("//"):
+            self.room.say(self.member, text[1:])
+        elif text.startswith("/"):
+            self._command(text[1:])
+        else:
+            self.room.say(self.member, text)
+
+    def _command(self, text: str) -> None:
+        parts = text.split(None, 1)
+        verb = parts[0].lower() if parts else ""
+        arg = parts[1].strip() if len(parts) > 1 else ""
+        handler = getattr(self, "cmd_" + verb, None) if verb.isalpha() else None
+        if handler is None:
+            self.reply(error(f"unknown command /{verb} (try /help)"))
+            return
+        try:
+            result = handler(arg)
+        except RoomError as e:
+            self.reply(error(str(e)))
+            return
+        if isinstance(result, defer.Deferred):
+            self._hold()
+            result.addErrback(self._command_failed, verb)
+            result.addBoth(lambda _: self._release())
+
+    def _command_failed(self, failure, verb: str) -> None:
+        if failure.check(RoomError):
+            self.reply(error(str(failure.value)))
+        else:
+            log.failure("/{verb} failed", failure, verb=verb)
+            self.reply(error(f"/{verb} failed: {failure.getErrorMessage()}"))
+
+    def cmd_help(self, arg: str) -> None:
+        lines = HELP + (ADMIN_HELP if self.member.admin else [])
+        self.reply(*(notice(line) for line in lines))
+
+    def cmd_who(self, arg: str) -> None:
+        self.reply(self.room.who_line())
+
+    def cmd_me(self, arg: str) -> None:
+        if not arg:
+            raise RoomError("usage: /me ACTION")
+        self.room.action(self.member, arg)
+
+    def cmd_msg(self, arg: str) -> None:
+        parts = arg.split(None, 1)
+        if len(parts) < 2:
+            raise RoomError("usage: /msg NAME TEXT")
+        self.room.private(self.member, parts[0], parts[1])
+
+    def cmd_quit(self, arg: str) -> None:
+        member, self.member = self.member, None
+        self.room.leave(member, arg)
+        self._close(notice("bye"))
+
+    def cmd_kick(self, arg: str) -> None:
+        name, _, reason = arg.partition(" ")
+        self.room.kick(self.member, name, reason.strip())
+
+    def cmd_ban(self, arg: str) -> defer.Deferred:
+        name, _, reason = arg.partition(" ")
+        return self.room.ban(self.member, name, reason.strip())
+
+    def cmd_unban(self, arg: str) -> defer.Deferred:
+        if not arg:
+            if not self.member.admin:
+                raise RoomError("permission denied")
+            raise RoomError("usage: /unban NAME")
+        return self.room.unban(self.member, arg.split()[0])
+
+    def cmd_bans(self, arg: str) -> None:
+        self.reply(*self.room.ban_lines(self.member))
+
+
+class ChatFactory(ServerFactory):
+    protocol = ChatProtocol
+    noisy = False
+
+    def __init__(self, room: Room, portal, max_line: int = 2048):
+        self.room = room
+        self.portal = portal
+        self.max_line = max_line
+        self.connections: set[ChatProtocol] = set()
+        self._all_closed: list[defer.Deferred] = []
+
+    def connection_closed(self) -> None:
+        if not self.connections:
+            waiting, self._all_closed = self._all_closed, []
+            for d in waiting:
+                d.callback(None)
+
+    def shutdown(self, clock, timeout: float = 5.0) -> defer.Deferred:
+        """Tell everyone, close every connection; fires once all are closed.
+
+        Connections that have not gone within timeout seconds are aborted.
+        """
+        self.room.shutdown()
+        for conn in list(self.connections):
+            if conn.member is None and not conn._closing:
+                conn._close(notice("server shutting down"))
+        if not self.connections:
+            return defer.succeed(None)
+        d = defer.Deferred()
+        self._all_closed.append(d)
+
+        def abort():
+            for conn in list(self.connections):
+                conn.transport.abortConnection()
+
+        call = clock.callLater(timeout, abort)
+        d.addBoth(lambda r: (call.cancel() if call.active() else None, r)[1])
+        return d

@@ -1,0 +1,323 @@
+"""The chat room: who is in it, what they may do, and who hears what.
+
+The room is a plain domain object.  It knows no sockets and no reactor
+beyond an injected clock; each person in it is reached through an IClient
+that a front end (chatd.protocol) provides.  Refusals are raised as
+RoomError subclasses whose text the front end shows after "! ".
+
+Broadcasts are coalesced: the lines said during one reactor turn are joined
+into one bytes object written once to each member (a sender gets the same
+bytes without its own lines), so the work per recipient is one write however
+busy the room is.  A line to a single member first flushes what is pending,
+which keeps private lines and broadcasts in the order they happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from zope.interface import Interface
+
+from chatd.store import Ban, BanStore
+from chatd.text import NAME_RULE, encode, error, name_key, notice, valid_name
+
+log = Logger()
+
+
+class IClient(Interface):
+    """A connected person, as the room sees them."""
+
+    def deliver(data: bytes) -> None:
+        """Queue bytes (whole server lines) to be written to this person."""
+
+    def disconnect() -> None:
+        """Close the connection once what was delivered has been written."""
+
+
+class RoomError(Exception):
+    """A refusal; str(error) is the text shown to the person after '! '."""
+
+
+class InvalidName(RoomError):
+    pass
+
+
+class NameTaken(RoomError):
+    pass
+
+
+class Banned(RoomError):
+    pass
+
+
+class NoSuchUser(RoomError):
+    pass
+
+
+class PermissionDenied(RoomError):
+    def __init__(self, text: str = "permission denied"):
+        super().__init__(text)
+
+
+class NotAllowed(RoomError):
+    pass
+
+
+@dataclass(eq=False)
+class Member:
+    name: str
+    client: IClient = field(repr=False)
+    admin: bool = False
+    address: str | None = None
+
+    @property
+    def key(self) -> str:
+        return name_key(self.name)
+
+    @property
+    def label(self) -> str:
+        """The name as listed in /who: admins are marked with '@'."""
+        return "@" + self.name if self.admin else self.name
+
+
+def _with_reason(text: str, reason: str) -> str:
+    return f"{text}: {reason}" if reason else text
+
+
+class Room:
+    def __init__(
+        self,
+        clock: IReactorTime,
+        bans: BanStore,
+        is_admin_name: Callable[[str], bool] = lambda name: False,
+        name: str = "chatd",
+        motd: str = "",
+        wall_clock: Callable[[], float] | None = None,
+    ):
+        self.name = name
+        self.motd = motd
+        self._clock = clock
+        self._now = wall_clock or clock.seconds
+        self._bans = bans
+        self._is_admin_name = is_admin_name
+        self._members: dict[str, Member] = {}
+        self._pending: list[tuple[Member | None, bytes]] = []
+        self._flush_call = None
+
+    # -- who is here --------------------------------------------------
+
+    @property
+    def members(self) -> list[Member]:
+        return list(self._members.values())
+
+    def get(self, name: str) -> Member | None:
+        return self._members.get(name_key(name))
+
+    def is_admin_name(self, name: str) -> bool:
+        return self._is_admin_name(name)
+
+    def check_name(self, name: str) -> None:
+        """Raise unless name may log in now (before any password is asked)."""
+        if not valid_name(name):
+            raise InvalidName(f"invalid username: use {NAME_RULE}")
+        ban = self._bans.get(name)
+        if ban is not None:
+            raise Banned(_with_reason("you are banned", ban.reason))
+        if name_key(name) in self._members:
+            raise NameTaken(f"username {name} is taken")
+
+    def join(
+        self, name: str, client: IClient, admin: bool = False,
+        address: str | None = None,
+    ) -> Member:
+        self.check_name(name)
+        member = Member(name, client, admin, address)
+        self._members[member.key] = member
+        role = " (admin)" if admin else ""
+        self.send(member, notice(f"logged in as {name}{role} in {self.name}"))
+        self.send(member, self.who_line())
+        for line in self.motd.splitlines():
+            self.send(member, notice(line))
+        self._broadcast(notice(f"{name} joined"), sender=member)
+        log.info("{name} joined from {address}", name=name, address=address)
+        return member
+
+    def leave(self, member: Member, reason: str = "") -> None:
+        """member left on their own (quit or closed the connection)."""
+        if self._remove(member):
+            self._broadcast(notice(_with_reason(f"{member.name} left", reason)))
+            log.info("{name} left", name=member.name)
+
+    def _remove(self, member: Member) -> bool:
+        if self._members.get(member.key) is not member:
+            return False
+        del self._members[member.key]
+        return True
+
+    def who_line(self) -> str:
+        labels = sorted((m.label for m in self._members.values()), key=str.lower)
+        return notice(f"online ({len(labels)}): {', '.join(labels)}")
+
+    # -- talking ------------------------------------------------------
+
+    def say(self, member: Member, text: str) -> None:
+        self._broadcast(f"<{member.name}> {text}", sender=member)
+
+    def action(self, member: Member, text: str) -> None:
+        self._broadcast(f"+ {member.name} {text}", sender=member)
+
+    def private(self, member: Member, target_name: str, text: str) -> None:
+        target = self._require(target_name)
+        self.send(target, f"[{member.name}] {text}")
+        self.send(member, f"[->{target.name}] {text}")
+
+    def _require(self, name: str) -> Member:
+        target = self.get(name)
+        if target is None:
+            raise NoSuchUser(f"no such user: {name}")
+        return target
+
+    # -- moderation ---------------------------------------------------
+
+    def _target(self, admin: Member, name: str, verb: str) -> Member | None:
+        """Check that admin may {verb} name; return them if online."""
+        if not admin.admin:
+            raise PermissionDenied()
+        if not name:
+            raise NotAllowed(f"usage: /{verb} NAME [reason]")
+        if name_key(name) == admin.key:
+            raise NotAllowed(f"you cannot {verb} yourself")
+        target = self.get(name)
+        if (target is not None and target.admin) or self._is_admin_name(name):
+            raise NotAllowed(f"you cannot {verb} an admin")
+        return target
+
+    def kick(self, admin: Member, name: str, reason: str = "") -> None:
+        target = self._target(admin, name, "kick")
+        if target is None:
+            raise NoSuchUser(f"no such user: {name}")
+        self._eject(target, f"kicked by {admin.name}", reason)
+        log.info(
+            "{admin} kicked {target} ({reason})",
+            admin=admin.name, target=target.name, reason=reason,
+        )
+
+    def _eject(self, target: Member, what: str, reason: str) -> None:
+        self.send(target, error(_with_reason(f"you were {what}", reason)))
+        self._remove(target)
+        target.client.disconnect()
+        self._broadcast(notice(_with_reason(f"{target.name} was {what}", reason)))
+
+    def ban(self, admin: Member, name: str, reason: str = "") -> defer.Deferred:
+        """Ban name; the room hears of it once the ban is on disk."""
+        self._target(admin, name, "ban")
+        if not valid_name(name):
+            raise InvalidName(f"invalid username: use {NAME_RULE}")
+        if self._bans.get(name) is not None:
+            raise NotAllowed(f"{name} is already banned")
+        ban = Ban(name, admin.name, reason, self._now())
+
+        def banned(_):
+            log.info(
+                "{admin} banned {target} ({reason})",
+                admin=admin.name, target=name, reason=reason,
+            )
+            target = self.get(name)
+            if target is not None:
+                self._eject(target, f"banned by {admin.name}", reason)
+            else:
+                self._broadcast(
+                    notice(_with_reason(f"{name} was banned by {admin.name}", reason))
+                )
+
+        return self._bans.add(ban).addCallback(banned)
+
+    def unban(self, admin: Member, name: str) -> defer.Deferred:
+        if not admin.admin:
+            raise PermissionDenied()
+        if self._bans.get(name) is None:
+            raise NoSuchUser(f"{name} is not banned")
+
+        def lifted(ban):
+            log.info("{admin} unbanned {target}", admin=admin.name, target=name)
+            self._broadcast(notice(f"{name} was unbanned by {admin.name}"))
+
+        return self._bans.remove(name).addCallback(lifted)
+
+    def ban_lines(self, admin: Member) -> list[str]:
+        if not admin.admin:
+            raise PermissionDenied()
+        bans = self._bans.all()
+        if not bans:
+            return [notice("no bans")]
+        lines = [notice(f"bans ({len(bans)}):")]
+        for ban in bans:
+            lines.append(notice(_with_reason(
+                f"{ban.name} by {ban.by_admin} at {_timestamp(ban.created)}",
+                ban.reason,
+            )))
+        return lines
+
+    def shutdown(self, text: str = "server shutting down") -> None:
+        """Tell everyone the server is going, and let them go."""
+        self._broadcast(notice(text))
+        self.flush()
+        for member in list(self._members.values()):
+            self._remove(member)
+            member.client.disconnect()
+
+    # -- delivery -----------------------------------------------------
+
+    def send(self, member: Member, line: str) -> None:
+        """One line to one member, after everything already said."""
+        self.send_many(member, [line])
+
+    def send_many(self, member: Member, lines: Iterable[str]) -> None:
+        if self._pending:
+            self.flush()
+        self._deliver(member, b"".join(encode(line) for line in lines))
+
+    def _broadcast(self, line: str, sender: Member | None = None) -> None:
+        self._pending.append((sender, encode(line)))
+        if self._flush_call is None:
+            self._flush_call = self._clock.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        """Write this turn's broadcasts: one bytes object for all but senders."""
+        if self._flush_call is not None:
+            if self._flush_call.active():
+                self._flush_call.cancel()
+            self._flush_call = None
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        shared = b"".join(data for _, data in pending)
+        senders = {sender for sender, _ in pending if sender is not None}
+        for member in list(self._members.values()):
+            if member in senders:
+                data = b"".join(d for who, d in pending if who is not member)
+                if not data:
+                    continue
+            else:
+                data = shared
+            self._deliver(member, data)
+
+    def _deliver(self, member: Member, data: bytes) -> None:
+        """Write to one member; a member who fails is dropped, not the room."""
+        try:
+            member.client.deliver(data)
+        except Exception:
+            log.failure("delivery to {name} failed", name=member.name)
+            if self._remove(member):
+                self._broadcast(notice(f"{member.name} left (connection failed)"))
+                member.client.disconnect()
+
+
+def _timestamp(seconds: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(seconds))

@@ -1,0 +1,152 @@
+"""Bans, kept in memory for lookups and written through to SQLite.
+
+The room asks "is this name banned?" on every login, so lookups come from a
+dict.  Changes go to the database first, through a runner that does the
+blocking work off the reactor thread (adbapi's pool in the daemon), and the
+dict changes only once the database has committed.  So a ban the room
+has announced survives a crash.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from twisted.enterprise import adbapi
+from twisted.internet import defer
+
+from chatd.text import name_key
+
+# Schema versions, kept in PRAGMA user_version.  Append; never edit.
+MIGRATIONS = [
+    """
+    CREATE TABLE bans (
+        key TEXT PRIMARY KEY,        -- the banned name, lower-cased
+        name TEXT NOT NULL,          -- as the admin typed it
+        by_admin TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        created REAL NOT NULL,       -- seconds since the epoch
+        expires REAL                 -- NULL: never
+    )
+    """,
+]
+
+
+class SchemaTooNew(Exception):
+    """The database was written by a newer chatd."""
+
+
+@dataclass(frozen=True)
+class Ban:
+    name: str
+    by_admin: str
+    reason: str
+    created: float
+    expires: float | None = None
+
+    @property
+    def key(self) -> str:
+        return name_key(self.name)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema up to date, in one transaction per version."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > len(MIGRATIONS):
+        raise SchemaTooNew(
+            f"database schema version {version} is newer than this chatd "
+            f"understands ({len(MIGRATIONS)})"
+        )
+    for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
+        with conn:
+            conn.executescript(f"BEGIN; {sql}; PRAGMA user_version = {number};")
+
+
+def load_bans(conn: sqlite3.Connection) -> dict[str, Ban]:
+    rows = conn.execute(
+        "SELECT name, by_admin, reason, created, expires FROM bans"
+    ).fetchall()
+    return {name_key(row[0]): Ban(*row) for row in rows}
+
+
+Runner = Callable[[Callable[[sqlite3.Connection], object]], defer.Deferred]
+
+
+class BanStore:
+    """The ban list.  `run(fn)` calls fn(connection) and commits, as a Deferred."""
+
+    def __init__(self, run: Runner, bans: dict[str, Ban], close=lambda: None):
+        self._run = run
+        self._bans = bans
+        self._close = close
+
+    @classmethod
+    def open(cls, path: Path) -> "BanStore":
+        """Open (creating or migrating) the database; reads happen here, once.
+
+        This runs before the reactor starts, so it may block.
+        """
+        conn = sqlite3.connect(path)
+        try:
+            migrate(conn)
+            bans = load_bans(conn)
+        finally:
+            conn.close()
+        pool = adbapi.ConnectionPool(
+            "sqlite3", str(path), check_same_thread=False, cp_min=1, cp_max=1
+        )
+        return cls(pool.runWithConnection, bans, pool.close)
+
+    @classmethod
+    def in_memory(cls, conn: sqlite3.Connection | None = None) -> "BanStore":
+        """A store on one synchronous connection: for tests and tools."""
+        conn = conn or sqlite3.connect(":memory:")
+        migrate(conn)
+
+        def run(fn):
+            def call():
+                result = fn(conn)
+                conn.commit()
+                return result
+
+            return defer.maybeDeferred(call)
+
+        return cls(run, load_bans(conn), conn.close)
+
+    def get(self, name: str) -> Ban | None:
+        return self._bans.get(name_key(name))
+
+    def all(self) -> list[Ban]:
+        return sorted(self._bans.values(), key=lambda ban: ban.created)
+
+    def add(self, ban: Ban) -> defer.Deferred:
+        """Store the ban; fires once it is committed."""
+
+        def write(conn):
+            conn.execute(
+                "INSERT OR REPLACE INTO bans"
+                " (key, name, by_admin, reason, created, expires)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (ban.key, ban.name, ban.by_admin, ban.reason, ban.created,
+                 ban.expires),
+            )
+
+        d = self._run(write)
+        d.addCallback(lambda _: self._bans.__setitem__(ban.key, ban))
+        return d
+
+    def remove(self, name: str) -> defer.Deferred:
+        """Lift a ban; fires with the Ban that was lifted, or None."""
+        key = name_key(name)
+
+        def delete(conn):
+            conn.execute("DELETE FROM bans WHERE key = ?", (key,))
+
+        d = self._run(delete)
+        d.addCallback(lambda _: self._bans.pop(key, None))
+        return d
+
+    def close(self) -> None:
+        self._close()

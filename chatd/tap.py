@@ -1,0 +1,183 @@
+"""Wiring for `twistd chatd`: Options and makeService.
+
+Everything the daemon is made of is assembled here: settings, the data
+directory, admin accounts, the ban store, the room, the protocol factory and
+one listener per endpoint string.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
+from twisted.python import usage
+from twisted.python.failure import Failure
+
+from chatd import config
+from chatd.auth import AdminFile, ensure_first_admin, make_portal
+from chatd.protocol import ChatFactory
+from chatd.room import Room
+from chatd.store import BanStore, SchemaTooNew
+
+log = Logger()
+
+
+class Options(usage.Options):
+    synopsis = "[--listen ENDPOINT ...] [--config FILE] [--data-dir DIR]"
+    longdesc = (
+        "Serve one moderated chat room over a line protocol (telnet, netcat "
+        "or chatd-client).  Options override the config file; see "
+        "etc/chatd.toml for every key.  Admin accounts: chatd-admin."
+    )
+    optParameters = [
+        ["config", "c", None, "TOML config file (see etc/chatd.toml)."],
+        ["data-dir", "d", None,
+         "Directory for the ban database and admin accounts [default: var]."],
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, endpoint: str) -> None:
+        """Listen on ENDPOINT, a Twisted endpoint string such as tcp:4000, tcp:4000:interface=127.0.0.1 or ssl:4443:privateKey=key.pem:certKey=cert.pem (repeatable) [default: tcp:4000]."""  # noqa: E501
+        self["listen"].append(endpoint)
+
+    opt_l = opt_listen
+
+    def postOptions(self) -> None:
+        try:
+            settings = config.load(self["config"])
+        except config.ConfigError as e:
+            raise usage.UsageError(str(e)) from e
+        if self["listen"]:
+            settings.listen = list(self["listen"])
+        if self["data-dir"]:
+            settings.data_dir = self["data-dir"]
+        if not settings.listen:
+            raise usage.UsageError("nothing to listen on: give --listen")
+        self.settings = settings
+
+
+class ListenError(Exception):
+    """An endpoint could not be listened on; startup stops."""
+
+
+class Listener(service.Service):
+    """Listen on one endpoint string; failing to bind stops startup, clearly."""
+
+    def __init__(self, description: str, factory, reactor):
+        self.description = description
+        self._factory = factory
+        self._reactor = reactor
+        self._port = None
+
+    def privilegedStartService(self) -> None:
+        service.Service.privilegedStartService(self)
+        self._listen()
+
+    def startService(self) -> None:
+        service.Service.startService(self)
+        if self._port is None:
+            self._listen()
+
+    def _listen(self) -> None:
+        try:
+            endpoint = serverFromString(self._reactor, self.description)
+        except (ValueError, KeyError, TypeError) as e:
+            raise ListenError(f"bad endpoint {self.description!r}: {e}") from e
+        outcome = []
+        endpoint.listen(self._factory).addBoth(outcome.append)
+        if not outcome:
+            raise ListenError(f"listening on {self.description} did not finish")
+        if isinstance(outcome[0], Failure):
+            why = outcome[0].value
+            if isinstance(why, CannotListenError) and why.socketError:
+                why = getattr(why.socketError, "strerror", None) or why.socketError
+            raise ListenError(f"cannot listen on {self.description}: {why}")
+        self._port = outcome[0]
+        host = self._port.getHost()
+        log.info("chatd listening on {endpoint} ({address})",
+                 endpoint=self.description,
+                 address=f"{getattr(host, 'host', host)}:{getattr(host, 'port', '')}")
+
+    def stopService(self):
+        service.Service.stopService(self)
+        port, self._port = self._port, None
+        if port is not None:
+            return defer.maybeDeferred(port.stopListening)
+
+
+class ChatService(service.Service):
+    """The room's lifetime: first-run admin, and a polite shutdown."""
+
+    def __init__(self, factory: ChatFactory, store: BanStore, admins: AdminFile,
+                 reactor):
+        self.factory = factory
+        self._store = store
+        self._admins = admins
+        self._reactor = reactor
+
+    def startService(self) -> None:
+        service.Service.startService(self)
+        password = ensure_first_admin(self._admins)
+        if password is not None:
+            log.warn(
+                "\n\n    No admin accounts existed, so chatd created one:\n"
+                "        name: admin    password: {password}\n"
+                "    This is the only time the password is shown.  Change it"
+                " with:\n        chatd-admin --data-dir {data_dir} add admin\n",
+                password=password, data_dir=str(self._admins.path.parent),
+            )
+        log.info("chatd room {room} started", room=self.factory.room.name)
+
+    def stopService(self):
+        service.Service.stopService(self)
+        log.info("chatd shutting down: {count} connections",
+                 count=len(self.factory.connections))
+        d = self.factory.shutdown(self._reactor)
+        d.addBoth(lambda _: self._store.close())
+        return d
+
+
+def _clean_exit_on_listen_error() -> None:
+    """Under `twistd -n` a ListenError would print a traceback: say it plainly."""
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        if issubclass(kind, ListenError):
+            print(f"chatd: {value}", file=sys.stderr)
+        else:
+            previous(kind, value, tb)
+
+    sys.excepthook = hook
+
+
+def makeService(options: Options, reactor=None) -> service.MultiService:
+    if reactor is None:
+        from twisted.internet import reactor
+    settings = options.settings
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    admins = AdminFile(data_dir / "admins")
+    try:
+        store = BanStore.open(data_dir / "chatd.sqlite3")
+    except SchemaTooNew as e:
+        raise usage.UsageError(str(e)) from e
+    room = Room(reactor, store, admins.is_admin, name=settings.room,
+                motd=settings.motd, wall_clock=time.time)
+    factory = ChatFactory(room, make_portal(admins), settings.limits.max_line)
+
+    top = service.MultiService()
+    top.setName("chatd")
+    ChatService(factory, store, admins, reactor).setServiceParent(top)
+    for description in settings.listen:
+        Listener(description, factory, reactor).setServiceParent(top)
+    _clean_exit_on_listen_error()
+    return top

@@ -1,0 +1,62 @@
+"""What may go over the wire: names, cleaned text, and the kinds of line.
+
+Every line the server sends starts with its kind, so that no input from one
+user can pass for another user's message or for a server notice:
+
+    ? prompt      <name> message     [name] private     [->name] private sent
+    + name action     * notice       ! error
+"""
+
+import re
+import unicodedata
+
+NAME_MAX = 24
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,%d}\Z" % NAME_MAX)
+NAME_RULE = f"1-{NAME_MAX} letters, digits, '_', '-' or '.'"
+
+# Categories that never reach another user's terminal: controls (C0, C1,
+# DEL), format characters (bidi overrides and isolates, zero-width
+# characters, soft hyphen, BOM), line and paragraph separators, surrogates.
+_DROP_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+_ASCII_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def valid_name(name: str) -> bool:
+    """True if name is a well-formed username (ASCII, so casefolding is lower())."""
+    return _NAME.match(name) is not None
+
+
+def name_key(name: str) -> str:
+    """The key under which a name is unique: names differ only beyond case."""
+    return name.lower()
+
+
+def clean(text: str) -> str:
+    """Remove every character that could act on a terminal or hide text.
+
+    The rest of the text is kept as it was typed.
+    """
+    if text.isascii():
+        if text.isprintable():
+            return text
+        return _ASCII_CONTROLS.sub("", text)
+    return "".join(
+        ch for ch in text if unicodedata.category(ch) not in _DROP_CATEGORIES
+    )
+
+
+def encode(line: str) -> bytes:
+    """One server line on the wire: UTF-8, ended by CRLF."""
+    return (line + "\r\n").encode("utf-8")
+
+
+def notice(text: str) -> str:
+    return "* " + text
+
+
+def error(text: str) -> str:
+    return "! " + text
+
+
+def prompt(text: str) -> str:
+    return "? " + text
