@@ -37,4 +37,4 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info _trial_temp .pytest_cache
+	rm -rf $(VENV) build *.egg-info _trial_temp .pytest_cache tests.*/

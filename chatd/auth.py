@@ -13,8 +13,8 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from twisted.cred import checkers, credentials, error, portal
 from twisted.internet import defer

@@ -174,6 +174,8 @@ class ChatProtocol(LineReceiver):
 
     def _release(self) -> None:
         held, self._held = self._held or [], None
+        if self._closing:
+            return
         self.transport.resumeProducing()
         for raw in held:
             self.lineReceived(raw)

@@ -14,8 +14,8 @@ which keeps private lines and broadcasts in the order they happened.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -159,7 +159,7 @@ class Room:
         return True
 
     def who_line(self) -> str:
-        labels = sorted((m.label for m in self._members.values()), key=str.lower)
+        labels = [m.label for m in sorted(self._members.values(), key=lambda m: m.key)]
         return notice(f"online ({len(labels)}): {', '.join(labels)}")
 
     # -- talking ------------------------------------------------------
@@ -244,7 +244,7 @@ class Room:
 
         def lifted(ban):
             log.info("{admin} unbanned {target}", admin=admin.name, target=name)
-            self._broadcast(notice(f"{name} was unbanned by {admin.name}"))
+            self._broadcast(notice(f"{ban.name if ban else name} was unbanned by {admin.name}"))
 
         return self._bans.remove(name).addCallback(lifted)
 

@@ -10,9 +10,9 @@ has announced survives a crash.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from twisted.enterprise import adbapi
 from twisted.internet import defer
@@ -83,7 +83,7 @@ class BanStore:
         self._close = close
 
     @classmethod
-    def open(cls, path: Path) -> "BanStore":
+    def open(cls, path: Path) -> BanStore:
         """Open (creating or migrating) the database; reads happen here, once.
 
         This runs before the reactor starts, so it may block.
@@ -100,7 +100,7 @@ class BanStore:
         return cls(pool.runWithConnection, bans, pool.close)
 
     @classmethod
-    def in_memory(cls, conn: sqlite3.Connection | None = None) -> "BanStore":
+    def in_memory(cls, conn: sqlite3.Connection | None = None) -> BanStore:
         """A store on one synchronous connection: for tests and tools."""
         conn = conn or sqlite3.connect(":memory:")
         migrate(conn)
@@ -149,4 +149,6 @@ class BanStore:
         return d
 
     def close(self) -> None:
-        self._close()
+        """Release the database; closing twice is harmless."""
+        close, self._close = self._close, lambda: None
+        close()

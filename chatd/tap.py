@@ -124,8 +124,9 @@ class ChatService(service.Service):
         self._admins = admins
         self._reactor = reactor
 
-    def startService(self) -> None:
-        service.Service.startService(self)
+    def privilegedStartService(self) -> None:
+        """Runs before any listener binds, so no one can log in before the admin exists."""
+        service.Service.privilegedStartService(self)
         password = ensure_first_admin(self._admins)
         if password is not None:
             log.warn(
@@ -135,6 +136,9 @@ class ChatService(service.Service):
                 " with:\n        chatd-admin --data-dir {data_dir} add admin\n",
                 password=password, data_dir=str(self._admins.path.parent),
             )
+
+    def startService(self) -> None:
+        service.Service.startService(self)
         log.info("chatd room {room} started", room=self.factory.room.name)
 
     def stopService(self):

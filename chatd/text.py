@@ -11,7 +11,7 @@ import re
 import unicodedata
 
 NAME_MAX = 24
-_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,%d}\Z" % NAME_MAX)
+_NAME = re.compile(rf"[A-Za-z0-9_.\-]{{1,{NAME_MAX}}}\Z")
 NAME_RULE = f"1-{NAME_MAX} letters, digits, '_', '-' or '.'"
 
 # Categories that never reach another user's terminal: controls (C0, C1,

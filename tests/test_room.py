@@ -1,0 +1,234 @@
+"""The room as a domain object: membership, fan-out and moderation, no I/O."""
+
+from twisted.logger import capturedLogs
+from twisted.trial import unittest
+
+from chatd.room import (
+    Banned,
+    InvalidName,
+    NameTaken,
+    NoSuchUser,
+    NotAllowed,
+    PermissionDenied,
+)
+from chatd.store import BanStore
+from tests.helpers import BrokenClient, FakeClient, make_room
+
+
+class RoomTestCase(unittest.TestCase):
+    def setUp(self):
+        self.room, self.clock = make_room(admins={"boss": "pw"})
+
+    def join(self, name, admin=False, client=None):
+        client = client or FakeClient()
+        member = self.room.join(name, client, admin=admin, address="127.0.0.1:1")
+        self.clock.advance(0)
+        return member, client
+
+
+class MembershipTests(RoomTestCase):
+    def test_join_greets_and_announces(self):
+        """A newcomer sees their name and who is online; the others see them join."""
+        _, alice = self.join("alice")
+        alice.lines()
+        _, boss = self.join("boss", admin=True)
+        self.assertEqual(
+            boss.lines(),
+            ["* logged in as boss (admin) in chatd", "* online (2): alice, @boss"],
+        )
+        self.assertEqual(alice.lines(), ["* boss joined"])
+
+    def test_motd_after_login(self):
+        """The message of the day follows the login lines, one notice per line."""
+        self.room.motd = "be nice\nno spam"
+        _, alice = self.join("alice")
+        self.assertEqual(alice.lines()[-2:], ["* be nice", "* no spam"])
+
+    def test_names_unique_ignoring_case(self):
+        """A second ALICE is refused while alice is online."""
+        self.join("alice")
+        self.assertRaises(NameTaken, self.room.check_name, "ALICE")
+        self.assertRaises(NameTaken, self.room.join, "Alice", FakeClient())
+
+    def test_invalid_name_refused(self):
+        """A name outside the rules never gets into the room."""
+        self.assertRaises(InvalidName, self.room.check_name, "<bob>")
+
+    def test_leave_announced_once(self):
+        """Leaving is announced to the others once, even if reported twice."""
+        alice_m, alice = self.join("alice")
+        _, bob = self.join("bob")
+        alice.lines(), bob.lines()
+        self.room.leave(alice_m, "lunch")
+        self.room.leave(alice_m)
+        self.clock.advance(0)
+        self.assertEqual(bob.lines(), ["* alice left: lunch"])
+        self.assertIsNone(self.room.get("alice"))
+
+
+class TalkTests(RoomTestCase):
+    def test_message_to_everyone_else(self):
+        """A line goes to every other member as <name> text, not back to its sender."""
+        alice_m, alice = self.join("alice")
+        _, bob = self.join("bob")
+        _, carol = self.join("carol")
+        for c in (alice, bob, carol):
+            c.lines()
+        self.room.say(alice_m, "hi all")
+        self.clock.advance(0)
+        self.assertEqual(bob.lines(), ["<alice> hi all"])
+        self.assertEqual(carol.lines(), ["<alice> hi all"])
+        self.assertEqual(alice.lines(), [])
+
+    def test_turn_coalesced_in_order(self):
+        """Lines said in one turn arrive in order, each sender missing only its own."""
+        alice_m, alice = self.join("alice")
+        bob_m, bob = self.join("bob")
+        _, carol = self.join("carol")
+        for c in (alice, bob, carol):
+            c.lines()
+        self.room.say(alice_m, "1")
+        self.room.say(bob_m, "2")
+        self.room.say(alice_m, "3")
+        self.clock.advance(0)
+        self.assertEqual(carol.lines(), ["<alice> 1", "<bob> 2", "<alice> 3"])
+        self.assertEqual(alice.lines(), ["<bob> 2"])
+        self.assertEqual(bob.lines(), ["<alice> 1", "<alice> 3"])
+
+    def test_private_keeps_order_with_broadcasts(self):
+        """A private message never overtakes a public line said before it."""
+        alice_m, alice = self.join("alice")
+        _, bob = self.join("bob")
+        alice.lines(), bob.lines()
+        self.room.say(alice_m, "public first")
+        self.room.private(alice_m, "BOB", "then private")
+        self.clock.advance(0)
+        self.assertEqual(bob.lines(), ["<alice> public first", "[alice] then private"])
+        self.assertEqual(alice.lines(), ["[->bob] then private"])
+
+    def test_private_to_nobody(self):
+        """A private message to someone not online is refused."""
+        alice_m, _ = self.join("alice")
+        self.assertRaises(NoSuchUser, self.room.private, alice_m, "ghost", "hello?")
+
+    def test_action(self):
+        """/me is shown as '+ name action', a form no message can imitate."""
+        alice_m, _ = self.join("alice")
+        _, bob = self.join("bob")
+        bob.lines()
+        self.room.action(alice_m, "waves")
+        self.clock.advance(0)
+        self.assertEqual(bob.lines(), ["+ alice waves"])
+
+    def test_failing_recipient_does_not_stop_delivery(self):
+        """One member's broken connection is dropped; the others still get the line."""
+        alice_m, alice = self.join("alice")
+        _, broken = self.join("broken", client=BrokenClient())
+        _, carol = self.join("carol")
+        alice.lines(), carol.lines()
+        broken.broken = True
+        self.room.say(alice_m, "still here?")
+        self.clock.advance(0)
+        self.assertEqual(carol.lines(),
+                         ["<alice> still here?", "* broken left (connection failed)"])
+        self.assertTrue(broken.disconnected)
+        self.assertIsNone(self.room.get("broken"))
+        self.flushLoggedErrors(OSError)
+
+
+class ModerationTests(RoomTestCase):
+    def setUp(self):
+        super().setUp()
+        self.boss_m, self.boss = self.join("boss", admin=True)
+        self.alice_m, self.alice = self.join("alice")
+        self.bob_m, self.bob = self.join("bob")
+        for c in (self.boss, self.alice, self.bob):
+            c.lines()
+
+    def test_kick(self):
+        """The kicked user is told why and disconnected; the room is told; they may return."""
+        with capturedLogs() as events:
+            self.room.kick(self.boss_m, "ALICE", "rude")
+        self.clock.advance(0)
+        self.assertEqual(self.alice.lines(), ["! you were kicked by boss: rude"])
+        self.assertTrue(self.alice.disconnected)
+        self.assertEqual(self.bob.lines(), ["* alice was kicked by boss: rude"])
+        self.assertEqual(self.boss.lines(), ["* alice was kicked by boss: rude"])
+        self.room.check_name("alice")
+        self.assertTrue(any(e.get("target") == "alice" and e.get("admin") == "boss"
+                            for e in events))
+
+    def test_non_admin_cannot_moderate(self):
+        """An ordinary user's /kick, /ban, /unban, /bans are refused and change nothing."""
+        self.assertRaises(PermissionDenied, self.room.kick, self.alice_m, "bob")
+        self.assertRaises(PermissionDenied, self.room.ban, self.alice_m, "bob")
+        self.assertRaises(PermissionDenied, self.room.unban, self.alice_m, "bob")
+        self.assertRaises(PermissionDenied, self.room.ban_lines, self.alice_m)
+        self.clock.advance(0)
+        self.assertFalse(self.bob.disconnected)
+        self.assertEqual(self.bob.lines(), [])
+
+    def test_cannot_target_self_or_admin(self):
+        """Admins cannot kick or ban themselves or another admin."""
+        self.assertRaises(NotAllowed, self.room.kick, self.boss_m, "boss")
+        self.assertRaises(NotAllowed, self.room.ban, self.boss_m, "BOSS")
+        other = self.room.join("boss2", FakeClient(), admin=True)
+        self.assertRaises(NotAllowed, self.room.kick, self.boss_m, "boss2")
+        self.assertIsNotNone(other)
+
+    def test_kick_unknown(self):
+        """Kicking someone who is not online says so."""
+        self.assertRaises(NoSuchUser, self.room.kick, self.boss_m, "ghost")
+
+    def test_ban_keeps_name_out(self):
+        """A banned user is disconnected and their name, in any case, is refused after."""
+        self.successResultOf(self.room.ban(self.boss_m, "bob", "spam"))
+        self.clock.advance(0)
+        self.assertEqual(self.bob.lines(), ["! you were banned by boss: spam"])
+        self.assertTrue(self.bob.disconnected)
+        self.assertEqual(self.alice.lines(), ["* bob was banned by boss: spam"])
+        error = self.assertRaises(Banned, self.room.check_name, "BOB")
+        self.assertEqual(str(error), "you are banned: spam")
+
+    def test_ban_offline_name_and_unban(self):
+        """A name not online can be banned; /unban lets it in again."""
+        self.successResultOf(self.room.ban(self.boss_m, "troll"))
+        self.assertRaises(Banned, self.room.check_name, "troll")
+        self.assertEqual(self.room.ban_lines(self.boss_m)[0], "* bans (1):")
+        self.successResultOf(self.room.unban(self.boss_m, "TROLL"))
+        self.clock.advance(0)
+        self.room.check_name("troll")
+        self.assertEqual(self.alice.lines(), ["* troll was banned by boss",
+                                              "* troll was unbanned by boss"])
+        self.assertEqual(self.room.ban_lines(self.boss_m), ["* no bans"])
+
+    def test_ban_announced_only_after_commit(self):
+        """Nobody hears of a ban until the store has committed it."""
+        from twisted.internet import defer
+
+        waiting = defer.Deferred()
+        bans = BanStore(lambda fn: waiting, {})
+        self.room._bans = bans
+        d = self.room.ban(self.boss_m, "bob", "spam")
+        self.clock.advance(0)
+        self.assertEqual(self.alice.lines(), [])
+        self.assertFalse(self.bob.disconnected)
+        waiting.callback(None)
+        self.successResultOf(d)
+        self.clock.advance(0)
+        self.assertEqual(self.alice.lines(), ["* bob was banned by boss: spam"])
+
+    def test_bans_listing(self):
+        """/bans says who was banned, by whom, when and why."""
+        self.successResultOf(self.room.ban(self.boss_m, "bob", "spam"))
+        lines = self.room.ban_lines(self.boss_m)
+        self.assertEqual(lines[0], "* bans (1):")
+        self.assertRegex(lines[1], r"^\* bob by boss at \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ: spam$")
+
+    def test_shutdown_tells_everyone(self):
+        """On shutdown every member is told and disconnected."""
+        self.room.shutdown()
+        for client in (self.boss, self.alice, self.bob):
+            self.assertEqual(client.lines(), ["* server shutting down"])
+            self.assertTrue(client.disconnected)
+        self.assertEqual(self.room.members, [])

@@ -1,0 +1,43 @@
+"""What may reach a terminal, and what a username may be."""
+
+from twisted.trial import unittest
+
+from chatd.text import clean, name_key, valid_name
+
+
+class CleanTests(unittest.TestCase):
+    def test_plain_text_untouched(self):
+        """Ordinary text, including non-Latin scripts and emoji, arrives as typed."""
+        for text in ["hello, world!", "naïve café", "日本語のテキスト", "🙂 ok", "a\u00a0b"]:
+            self.assertEqual(clean(text), text)
+
+    def test_escape_sequences_removed(self):
+        """An ANSI colour or cursor sequence cannot reach another terminal: ESC goes."""
+        self.assertEqual(clean("\x1b[31mred\x1b[0m"), "[31mred[0m")
+        self.assertNotIn("\x1b", clean("\x1b]0;title\x07x"))
+
+    def test_c0_c1_and_del_removed(self):
+        """NUL, BEL, backspace, tab, DEL and C1 controls are removed; the rest stays."""
+        self.assertEqual(clean("a\x00b\x07c\x08d\te\x7ff"), "abcdef")
+        self.assertEqual(clean("x\x85y\x9bz\u0090w"), "xyzw")
+
+    def test_bidi_and_zero_width_removed(self):
+        """Direction overrides and invisible characters cannot disguise text."""
+        sneaky = "ok\u202eevil\u202c \u2066x\u2069 zero\u200bwidth\u200d\ufeff\u2028end"
+        self.assertEqual(clean(sneaky), "okevil x zerowidthend")
+
+
+class NameTests(unittest.TestCase):
+    def test_valid_names(self):
+        """Names of 1-24 ASCII letters, digits, '_', '-', '.' are accepted."""
+        for name in ["a", "Alice", "bob_2", "x-y.z", "A" * 24]:
+            self.assertTrue(valid_name(name), name)
+
+    def test_invalid_names(self):
+        """Empty, too long, spaces, brackets or non-ASCII names are refused."""
+        for name in ["", "A" * 25, "two words", "<bob>", "[x]", "ünï", "a\n", "@op", "*"]:
+            self.assertFalse(valid_name(name), name)
+
+    def test_names_unique_ignoring_case(self):
+        """Alice and ALICE are the same person as far as uniqueness goes."""
+        self.assertEqual(name_key("Alice"), name_key("aLICE"))
