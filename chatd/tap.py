@@ -90,7 +90,8 @@ class Listener(service.Service):
     def _listen(self) -> None:
         try:
             endpoint = serverFromString(self._reactor, self.description)
-        except (ValueError, KeyError, TypeError) as e:
+        except Exception as e:
+            # A typo, a missing certificate file, a bad key: one clear line.
             raise ListenError(f"bad endpoint {self.description!r}: {e}") from e
         outcome = []
         endpoint.listen(self._factory).addBoth(outcome.append)

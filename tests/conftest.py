@@ -6,6 +6,7 @@ spin the reactor itself any more.  Trial's own runs start and stop the
 reactor cleanly, so putting them first lets both kinds share one session.
 """
 
+import pytest
 from twisted.trial.unittest import SynchronousTestCase
 
 
@@ -16,3 +17,18 @@ def _is_trial(item) -> bool:
 
 def pytest_collection_modifyitems(session, config, items):
     items.sort(key=lambda item: 0 if _is_trial(item) else 1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_reactor_threads():
+    """Stop the reactor's thread pool after the last test.
+
+    Trial's runs use it (scrypt runs in a thread), and nothing else stops it
+    when pytest never ran the reactor itself: pytest would then wait for its
+    worker threads forever at exit.
+    """
+    yield
+    from twisted.internet import reactor
+
+    if getattr(reactor, "threadpool", None) is not None:
+        reactor._stopThreadPool()
