@@ -232,7 +232,7 @@ def summarize(results: dict, labels: list[str]) -> list[list[str]]:
             ratio = vals[0] / vals[1]
         if scenario == "fanout" and len(labels) == 2:
             pairs = list(zip(results.get("fanout", {}).get(labels[0], []),
-                             results.get("fanout", {}).get(labels[1], [])))
+                             results.get("fanout", {}).get(labels[1], []), strict=False))
             ratios = [a["per_second"] / b["per_second"] for a, b in pairs
                       if a.get("ok") and b.get("ok") and key == "per_second"]
             if ratios:
@@ -277,7 +277,7 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     for r in [header] + rows:
         print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                        for i, (cell, w) in enumerate(zip(r, widths))).rstrip())
+                        for i, (cell, w) in enumerate(zip(r, widths, strict=True))).rstrip())
 
 
 def main(argv=None) -> int:

@@ -314,7 +314,7 @@ def count_python(spec, dialect: Dialect, messages: int, size: int, rate: float,
     prefix = dialect.prefix
     state = {}
     senders = []
-    for i, (c, expected, is_sender) in enumerate(spec):
+    for c, expected, is_sender in spec:
         st = {"c": c, "exp": expected, "count": 0, "tail": b"", "out": b"",
               "closed": False}
         state[c.fileno()] = st
