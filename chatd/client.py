@@ -1,7 +1,536 @@
-"""chatd-client: placeholder until the client lands (issue 3)."""
+"""chatd-client: the bundled line client, for people at a terminal and for bots.
+
+    chatd-client [--user NAME] [--tls [--cafile PATH]] [HOST [PORT]]
+
+One session object (Session) speaks the wire protocol of docs/protocol.md:
+it answers the login prompts, recognises how a session ends, and hands
+every server line, with anything that could act on a terminal removed, to a
+front end.  There are two front ends, chosen by whether stdin and stdout
+are a terminal:
+
+* chatd.tui.TerminalFrontEnd: line editing, history, colours, incoming
+  lines printed above the line being typed.
+* PipeFrontEnd (here): every stdin line is sent as it is once logged in,
+  every server line is printed as it came, one per line; at end of input
+  the client sends /quit.  Without --user, the first stdin line is the
+  username.
+
+Why Twisted and not prompt_toolkit: the server is Twisted, the client adds
+no dependency, and one reactor drives the socket, TLS, stdin and signals
+without threads.  The terminal side uses twisted.conch.insults (the key
+decoder under twisted.conch.recvline); see chatd.tui for why the editing
+itself is ours rather than RecvLine's.
+
+Exit status (README.md), each non-zero one with one line on stderr:
+
+    0  quit normally (/quit, Ctrl-D, end of input)
+    1  internal error (a bug; a traceback follows)
+    2  usage: bad arguments, unreadable --cafile, no way to ask a password
+    3  cannot connect (refused, unreachable, unknown host), connection lost,
+       or the server shut down
+    4  TLS: the server's certificate could not be verified (or no TLS there)
+    5  username refused (invalid, taken, too many attempts)
+    6  wrong password
+    7  banned (at login, or while in the room)
+    8  kicked
+    128+N  stopped by signal N (SIGINT 130, SIGTERM 143, SIGHUP 129)
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import getpass
+import os
+import re
+import signal
 import sys
+import unicodedata
+from typing import TYPE_CHECKING, Protocol
+
+from twisted.internet import defer, error, ssl
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IHalfCloseableProtocol, IStreamClientEndpoint
+from twisted.internet.protocol import Factory
+from twisted.logger import LogLevel, formatEvent, globalLogBeginner
+from twisted.protocols.basic import LineReceiver
+from zope.interface import implementer
+
+if TYPE_CHECKING:
+    from twisted.internet._sslverify import IOpenSSLTrustRoot
+
+PROG = "chatd-client"
+CONNECT_TIMEOUT = 10
+GREETING_TIMEOUT = 10
+QUIT_TIMEOUT = 5
 
 
-def main() -> int:
-    print("chatd-client is not built yet", file=sys.stderr)
-    return 2
+class Exit(enum.IntEnum):
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    CONNECTION = 3
+    TLS = 4
+    USERNAME = 5
+    PASSWORD = 6
+    BANNED = 7
+    KICKED = 8
+
+
+# Server lines that end a session, and how (docs/protocol.md).
+_ENDINGS = [
+    ("! wrong password", Exit.PASSWORD),
+    ("! you are banned", Exit.BANNED),
+    ("! you were banned by ", Exit.BANNED),
+    ("! you were kicked by ", Exit.KICKED),
+    ("! too many attempts", Exit.USERNAME),
+]
+_DROP = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+_NAME = r"[A-Za-z0-9_.\-]{1,24}"
+_KINDS = [
+    ("message", re.compile(rf"<({_NAME})> (.*)\Z", re.DOTALL)),
+    ("action", re.compile(rf"\+ ({_NAME}) (.*)\Z", re.DOTALL)),
+    ("sent", re.compile(rf"\[->({_NAME})\] (.*)\Z", re.DOTALL)),
+    ("private", re.compile(rf"\[({_NAME})\] (.*)\Z", re.DOTALL)),
+]
+
+
+def printable(text: str) -> str:
+    """text without control (C0, C1, ESC, DEL) and format characters.
+
+    The server already removes them, but a client must not let whatever
+    answers on the port move the cursor, retitle the window or hide text.
+    Tabs become a space so that the width of a line is known.
+    """
+    text = text.replace("\t", " ")
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(ch for ch in text if unicodedata.category(ch) not in _DROP)
+
+
+def kind_of(line: str) -> tuple[str, str, str]:
+    """(kind, name, text) of a server line; name is "" for unnamed kinds.
+
+    Kinds: message, action, private, sent, notice, error, prompt, other.
+    """
+    for kind, pattern in _KINDS:
+        m = pattern.match(line)
+        if m:
+            return kind, m.group(1), m.group(2)
+    simple = {"* ": "notice", "! ": "error", "? ": "prompt"}.get(line[:2])
+    if simple:
+        return simple, "", line[2:]
+    return "other", "", line
+
+
+class FrontEnd(Protocol):
+    """What a Session needs from the side facing the person or the bot."""
+
+    retry_username: bool
+
+    def show(self, line: str) -> None: ...
+    def ask_username(self) -> None: ...
+    def ask_password(self, name: str) -> None: ...
+    def logged_in(self, name: str) -> None: ...
+    def close(self) -> defer.Deferred: ...
+
+
+class Session(LineReceiver):
+    """The wire side: login steps, server lines to the front end, endings."""
+
+    delimiter = b"\n"
+    MAX_LENGTH = 1 << 20
+
+    def __init__(self, client: Client):
+        self.client = client
+        self.name: str | None = None
+        self.in_room = False
+        self._tried_name = False
+        self._last_error = ""
+        self._ending: tuple[Exit, str] | None = None
+        self._greeting = None
+        self.open = False
+
+    def connectionMade(self) -> None:
+        self.open = True
+        self.client.session = self
+        self._greeting = self.client.reactor.callLater(
+            GREETING_TIMEOUT, self._no_greeting)
+
+    def _no_greeting(self) -> None:
+        hint = "" if self.client.args.tls else " (a TLS port? try --tls)"
+        self._ending = (Exit.CONNECTION, f"no answer from the server{hint}")
+        self.transport.abortConnection()
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.clearLineBuffer()
+
+    def lineReceived(self, raw: bytes) -> None:
+        if self._greeting is not None and self._greeting.active():
+            self._greeting.cancel()
+        line = printable(raw.rstrip(b"\r").decode("utf-8", "replace"))
+        front = self.client.front
+        front.show(line)
+        for start, code in _ENDINGS:
+            if line.startswith(start):
+                why = line[2:]
+                if code == Exit.USERNAME:
+                    why = f"username refused: {self._last_error} (too many attempts)"
+                self._ending = (code, why)
+        if line == "* bye":
+            self._ending = (Exit.OK, "")
+        elif line == "* server shutting down":
+            self._ending = (Exit.CONNECTION, "the server shut down")
+        elif line.startswith("! ") and not self.in_room:
+            self._last_error = line[2:]
+        elif line == "? username":
+            self._ask_username(front)
+        elif line == "? password":
+            password = os.environ.get("CHATD_PASSWORD")
+            if password is not None:
+                self.send_line(password)
+            else:
+                front.ask_password(self.name or "")
+        elif line.startswith("* logged in as ") and not self.in_room:
+            self.in_room = True
+            self.name = line.split()[4]
+            front.logged_in(self.name)
+
+    def _ask_username(self, front: FrontEnd) -> None:
+        if self._tried_name and not front.retry_username:
+            self._ending = (Exit.USERNAME, f"username refused: {self._last_error}")
+            self.transport.loseConnection()
+        elif self.client.args.user and not self._tried_name:
+            self.send_username(self.client.args.user)
+        else:
+            front.ask_username()
+
+    def send_username(self, name: str) -> None:
+        self._tried_name = True
+        self.name = name
+        self.send_line(name)
+
+    def send_line(self, text: str | bytes) -> None:
+        """One line to the server; the text is never logged (it may be a password)."""
+        if isinstance(text, str):
+            text = text.encode("utf-8")
+        self.transport.write(text + b"\r\n")
+
+    def connectionLost(self, reason) -> None:
+        self.open = False
+        if self._greeting is not None and self._greeting.active():
+            self._greeting.cancel()
+        if self._ending is not None:
+            code, message = self._ending
+        elif self.client.quitting:
+            code, message = Exit.OK, ""
+        else:
+            code, message = _lost(reason, self.client.address)
+        self.client.finish(code, message)
+
+
+def _lost(reason, address: str) -> tuple[Exit, str]:
+    from OpenSSL import SSL
+    from service_identity import VerificationError
+
+    if reason.check(VerificationError):
+        host = address.rpartition(":")[0]
+        return Exit.TLS, f"TLS: the server's certificate is not valid for {host}"
+    if reason.check(SSL.Error):
+        why = _ssl_reason(reason.value)
+        hint = {"certificate verify failed": " (not signed by a CA you trust; --cafile?)",
+                "wrong version number": " (no TLS on that port?)"}.get(why, "")
+        return Exit.TLS, f"TLS: handshake with {address} failed: {why}{hint}"
+    if reason.check(error.ConnectionDone):
+        return Exit.CONNECTION, f"connection to {address} closed by the server"
+    return Exit.CONNECTION, f"connection to {address} lost: {reason.getErrorMessage()}"
+
+
+def _ssl_reason(e: Exception) -> str:
+    """The OpenSSL reason ("certificate verify failed"), not the nested tuples."""
+    try:
+        return "; ".join(str(item[2]) for item in e.args[0]) or str(e)
+    except (IndexError, TypeError):
+        return str(e)
+
+
+@implementer(IHalfCloseableProtocol)
+class PipeFrontEnd(LineReceiver):
+    """stdin lines out once logged in, server lines to stdout; /quit at EOF."""
+
+    delimiter = b"\n"
+    MAX_LENGTH = 1 << 20
+    retry_username = False
+
+    def __init__(self, client: Client):
+        self.client = client
+        self._want: str | None = None
+        self._closed = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        self.pauseProducing()
+
+    def show(self, line: str) -> None:
+        self.transport.write(line.encode("utf-8") + b"\n")
+
+    def ask_username(self) -> None:
+        self._want = "username"
+        self.resumeProducing()
+
+    def ask_password(self, name: str) -> None:
+        """No CHATD_PASSWORD: ask on the controlling terminal, never on stdin.
+
+        getpass blocks the reactor while the person types; during login
+        nothing else is waiting on it, and the server holds the connection.
+        """
+        try:
+            os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+        except OSError:
+            self.client.finish(
+                Exit.USAGE, f"{name} needs a password: set CHATD_PASSWORD")
+            return
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            password = getpass.getpass(f"password for {name}: ")
+        except (KeyboardInterrupt, EOFError):
+            self.client.finish(128 + signal.SIGINT, "interrupted")
+            return
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        self.client.session.send_line(password)
+
+    def logged_in(self, name: str) -> None:
+        """Start reading stdin, no faster than the server takes the lines."""
+        self._want = "chat"
+        self.client.session.transport.registerProducer(self.transport, True)
+        self.resumeProducing()
+
+    def lineReceived(self, line: bytes) -> None:
+        line = line.removesuffix(b"\r")
+        session = self.client.session
+        if session is None or self.client.quitting or self.client.finishing:
+            return
+        if self._want == "username":
+            self._want = None
+            self.pauseProducing()
+            session.send_username(line.decode("utf-8", "replace"))
+        elif self._want == "chat":
+            session.send_line(line)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.clearLineBuffer()
+
+    def readConnectionLost(self) -> None:
+        rest = self.clearLineBuffer()
+        if rest:
+            self.lineReceived(rest)
+        self.client.quit()
+
+    def writeConnectionLost(self) -> None:
+        """Nobody reads stdout any more (`chatd-client | head -1`): leave."""
+        self._done()
+        self.client.quit()
+
+    def connectionLost(self, reason=None) -> None:
+        self._done()
+
+    def _done(self) -> None:
+        if not self._closed.called:
+            self._closed.callback(None)
+
+    def close(self) -> defer.Deferred:
+        """Fires once what was printed has been written to stdout."""
+        if not self._closed.called:
+            self.transport.loseConnection()
+        return self._closed
+
+
+class Client:
+    """One run: connect, drive the session, and remember how it ended."""
+
+    def __init__(self, reactor, args: argparse.Namespace, trust=None):
+        self.reactor = reactor
+        self.args = args
+        self.trust = trust
+        self.address = f"{args.host}:{args.port}"
+        self.front: FrontEnd | None = None
+        self.session: Session | None = None
+        self.quitting = False
+        self.finishing = False
+        self.code: int = Exit.OK
+        self.message = ""
+        self.failure_text = ""
+
+    def endpoint(self) -> IStreamClientEndpoint:
+        ep = HostnameEndpoint(self.reactor, self.args.host, self.args.port,
+                              timeout=CONNECT_TIMEOUT)
+        if self.args.tls:
+            options = ssl.optionsForClientTLS(
+                self.args.host, trustRoot=self.trust or ssl.platformTrust())
+            ep = wrapClientTLS(options, ep)
+        return ep
+
+    def start(self) -> None:
+        d = self.endpoint().connect(Factory.forProtocol(lambda: Session(self)))
+        d.addErrback(self._cannot_connect)
+
+    def _cannot_connect(self, failure) -> None:
+        why = failure.value
+        if failure.check(error.ConnectionRefusedError):
+            why = "connection refused"
+        elif failure.check(error.DNSLookupError):
+            why = "unknown host"
+        elif failure.check(error.TimeoutError):
+            why = "timed out"
+        self.finish(Exit.CONNECTION, f"cannot connect to {self.address}: {why}")
+
+    def quit(self) -> None:
+        """Leave politely: /quit once in the room, else just hang up."""
+        if self.quitting or self.finishing:
+            return
+        self.quitting = True
+        session = self.session
+        if session is None:
+            self.finish(Exit.OK, "")
+        elif session.in_room:
+            session.send_line("/quit")
+            self.reactor.callLater(QUIT_TIMEOUT, session.transport.loseConnection)
+        else:
+            session.transport.loseConnection()
+
+    def finish(self, code: int, message: str) -> None:
+        """The session is over: hang up, let the front end flush, stop."""
+        if self.finishing:
+            return
+        self.finishing = True
+        self.code, self.message = code, message
+        if self.session is not None and self.session.open:
+            self.session.transport.loseConnection()
+        d = defer.maybeDeferred(self.front.close) if self.front else defer.succeed(None)
+        d.addTimeout(3, self.reactor)
+        d.addBoth(lambda _: self.reactor.stop() if self.reactor.running else None)
+
+    def interrupted(self, signum: int) -> None:
+        self.finish(128 + signum, "interrupted")
+
+    def observe(self, event: dict) -> None:
+        """A log observer: an error logged anywhere is a bug; end with status 1."""
+        if event.get("log_level", LogLevel.info) < LogLevel.error:
+            return
+        f = event.get("log_failure") or event.get("failure")
+        self.failure_text = f.getTraceback() if f else (formatEvent(event) or "")
+        summary = f"{f.type.__name__}: {f.getErrorMessage()}" if f else \
+            formatEvent(event).splitlines()[0]
+        self.finish(Exit.INTERNAL, f"internal error: {summary}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Chat in a chatd room, at a terminal or from a script.",
+        epilog="The password of an admin is read from CHATD_PASSWORD if set, else "
+               "asked with no echo.  Exit status: see README.md.")
+    parser.add_argument("host", nargs="?", default="localhost",
+                        help="server name or address [default: localhost]")
+    parser.add_argument("port", nargs="?", default=4000, type=_port,
+                        help="server port [default: 4000]")
+    parser.add_argument("--user", "-u", metavar="NAME",
+                        help="log in as NAME instead of answering the prompt")
+    parser.add_argument("--tls", action="store_true",
+                        help="connect with TLS, verifying the server's certificate")
+    parser.add_argument("--cafile", metavar="PATH",
+                        help="trust the CA certificate(s) in PATH (PEM) instead "
+                             "of the system's (needs --tls)")
+    args = parser.parse_args(argv)
+    if args.cafile and not args.tls:
+        parser.error("--cafile needs --tls")
+    return args
+
+
+def _port(text: str) -> int:
+    port = int(text) if text.isdigit() else 0
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return port
+
+
+def load_trust(path: str) -> IOpenSSLTrustRoot:
+    """The certificates in a PEM file, as a trust root for optionsForClientTLS."""
+    with open(path, "rb") as f:
+        data = f.read()
+    blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----",
+                        data, re.DOTALL)
+    if not blocks:
+        raise ValueError("no PEM certificate in it")
+    return ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(b) for b in blocks])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    trust = None
+    if args.cafile:
+        try:
+            trust = load_trust(args.cafile)
+        except (OSError, ValueError, ssl.SSL.Error) as e:
+            print(f"{PROG}: cannot use --cafile {args.cafile}: {e}", file=sys.stderr)
+            return Exit.USAGE
+    from twisted.internet import reactor
+
+    client = Client(reactor, args, trust)
+    on_terminal = sys.stdin.isatty() and sys.stdout.isatty()
+    globalLogBeginner.beginLoggingTo([client.observe], redirectStandardIO=False)
+    if on_terminal:
+        from chatd import tui
+
+        tui.run(reactor, client)
+    else:
+        _run_pipe(reactor, client)
+    if client.code == Exit.INTERNAL and client.failure_text:
+        print(client.failure_text, file=sys.stderr)
+    if client.message:
+        print(f"{PROG}: {client.message}", file=sys.stderr)
+    return int(client.code)
+
+
+def _run_pipe(reactor, client: Client) -> None:
+    from twisted.internet import stdio
+
+    flags = save_fd_flags((0, 1))
+    try:
+        client.front = PipeFrontEnd(client)
+        stdio.StandardIO(client.front, reactor=reactor)
+        catch_signals(reactor, client, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
+        reactor.callWhenRunning(client.start)
+        reactor.run(installSignalHandlers=False)
+    finally:
+        restore_fd_flags(flags)
+
+
+def save_fd_flags(fds) -> dict[int, int]:
+    """File status flags, since StandardIO makes stdin and stdout non-blocking.
+
+    A terminal left non-blocking breaks the shell that ran us.
+    """
+    import fcntl
+
+    return {fd: fcntl.fcntl(fd, fcntl.F_GETFL) for fd in fds}
+
+
+def restore_fd_flags(flags: dict[int, int]) -> None:
+    import fcntl
+
+    for fd, value in flags.items():
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETFL, value)
+        except OSError:
+            pass
+
+
+def catch_signals(reactor, client: Client, signums) -> None:
+    """End through Client.finish, so the terminal and stdout are put right."""
+    for signum in signums:
+        signal.signal(signum, lambda n, frame: reactor.callFromThread(
+            client.interrupted, n))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

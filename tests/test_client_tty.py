@@ -1,0 +1,282 @@
+"""chatd-client at a real terminal: tmux panes, keys sent with send-keys,
+the screen read with capture-pane, against `twistd -n chatd` on loopback.
+
+Each pane runs a small shell script that records the terminal settings
+(`stty -g`) before and after the client, and whether stdin was left
+non-blocking, so a test can prove the terminal was put back.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from itertools import count
+from pathlib import Path
+
+import pytest
+
+from chatd.client import Exit
+from tests.helpers_client import (
+    ADMIN_PASSWORD,
+    ROOT,
+    LineConn,
+    Server,
+    admin,
+    free_port,
+    wait_for,
+)
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
+                                reason="needs tmux (tests/ensure-tools.sh tmux)")
+_names = count(1)
+
+SCRIPT = """\
+unset CHATD_PASSWORD
+cd {root}
+stty -g > {dir}/before
+{env} {command}
+code=$?
+stty -g > {dir}/after
+{python} -c 'import fcntl, os; print(fcntl.fcntl(0, fcntl.F_GETFL) & os.O_NONBLOCK)' \\
+    > {dir}/nonblock
+echo $code > {dir}/code.tmp && mv {dir}/code.tmp {dir}/code
+"""
+
+
+class Pane:
+    """A tmux server of our own (own socket), one pane running the client."""
+
+    def __init__(self, command: list[str], env: str = "", width: int = 80):
+        self.dir = Path(tempfile.mkdtemp(prefix="chatd-tty-"))
+        self.sock = self.dir / "sock"
+        conf = self.dir / "tmux.conf"
+        conf.write_text("set -g remain-on-exit on\nset -g status off\n")
+        script = self.dir / "run.sh"
+        script.write_text(SCRIPT.format(
+            root=shlex.quote(str(ROOT)), dir=shlex.quote(str(self.dir)), env=env,
+            command=shlex.join(command), python=shlex.quote(sys.executable)))
+        self.tmux("-f", str(conf), "new-session", "-d", "-x", str(width), "-y", "24",
+                  "sh", str(script))
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-S", str(self.sock), *args], check=True,
+                              capture_output=True, timeout=10, text=True).stdout
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", *keys)
+
+    def type(self, text: str) -> None:
+        self.tmux("send-keys", "-l", text)
+
+    def lines(self) -> list[str]:
+        """The screen, trailing blank lines dropped."""
+        lines = [line.rstrip() for line in self.tmux("capture-pane", "-p").splitlines()]
+        while lines and not lines[-1]:
+            lines.pop()
+        return lines
+
+    def wait(self, check, what: str) -> list[str]:
+        """Wait until check(lines) is true; return the screen then."""
+        def screen_if_ready():
+            screen = self.lines()
+            return screen if check(screen) else None
+
+        return wait_for(screen_if_ready, timeout=10,
+                        what=lambda: f"{what}; screen: {self.lines()!r}")
+
+    def wait_last(self, text: str) -> list[str]:
+        return self.wait(lambda s: s and s[-1] == text, f"last line {text!r}")
+
+    def cursor(self) -> tuple[int, int]:
+        x, y = self.tmux("display", "-p", "#{cursor_x} #{cursor_y}").split()
+        return int(x), int(y)
+
+    def exit_code(self) -> int:
+        code = self.dir / "code"
+        wait_for(code.exists, timeout=10,
+                 what=lambda: f"the client to exit; screen: {self.lines()!r}")
+        return int(code.read_text())
+
+    def assert_terminal_restored(self) -> None:
+        before = (self.dir / "before").read_text()
+        assert (self.dir / "after").read_text() == before, "stty settings changed"
+        assert (self.dir / "nonblock").read_text().strip() == "0", "stdin non-blocking"
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-S", str(self.sock), "kill-server"],
+                       capture_output=True, timeout=10, check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def port(tmp_path_factory):
+    port = free_port()
+    server = Server(tmp_path_factory.mktemp("chatd"),
+                    [f"tcp:{port}:interface=127.0.0.1"]).start(port)
+    yield port
+    server.stop()
+
+
+@pytest.fixture
+def panes():
+    made: list[Pane] = []
+
+    def make(*args: str, env: str = "", program: list[str] | None = None) -> Pane:
+        pane = Pane((program or [sys.executable, "-m", "chatd.client"]) + list(args),
+                    env=env)
+        made.append(pane)
+        return pane
+
+    yield make
+    for pane in made:
+        pane.close()
+
+
+def test_incoming_line_leaves_half_typed_text_intact(port, panes):
+    """A message arrives above the half-typed line; the line is sent whole on Enter."""
+    me, other = f"ann{next(_names)}", f"ben{next(_names)}"
+    pane = panes("--user", me, "127.0.0.1", str(port))
+    pane.wait_last(f"{me}>")
+    pane.type("half typed caf\u00e9")
+    pane.wait_last(f"{me}> half typed caf\u00e9")
+    ben = LineConn(port).login(other)
+    ben.send("first from ben")
+    ben.send("second, " + "long " * 30)
+    screen = pane.wait(lambda s: any("second, long" in line for line in s),
+                       "ben's second line")
+    assert screen[-1] == f"{me}> half typed caf\u00e9"
+    assert f"<{other}> first from ben" in screen
+    assert pane.cursor() == (len(f"{me}> half typed caf\u00e9"), len(screen) - 1)
+    pane.type(" and done")
+    pane.keys("Enter")
+    assert ben.expect(f"<{me}>") == f"<{me}> half typed caf\u00e9 and done"
+    screen = pane.wait_last(f"{me}>")
+    assert screen[-2] == f"<{me}> half typed caf\u00e9 and done"
+
+
+def test_line_editing_keys_and_history(port, panes):
+    """Ctrl-W/A/E/U, arrows and history edit the line before it is sent."""
+    me, other = f"cal{next(_names)}", f"dee{next(_names)}"
+    dee = LineConn(port).login(other)
+    pane = panes("--user", me, "127.0.0.1", str(port))
+    pane.wait_last(f"{me}>")
+    pane.type("one two three")
+    pane.keys("C-w", "C-a")
+    pane.type(">")
+    pane.keys("C-e", "Left", "BSpace", "Enter")
+    assert dee.expect(f"<{me}>") == f"<{me}> >one tw "
+    pane.type("discard me")
+    pane.keys("C-u")
+    pane.type("second")
+    pane.keys("Enter", "Up", "Up", "Home", "Delete", "End")
+    pane.type("!")
+    pane.keys("Enter")
+    dee.expect(f"<{me}> second")
+    assert dee.expect(f"<{me}>") == f"<{me}> one tw !"
+    pane.keys("Up", "C-a", "C-k", "Down", "Down")
+    pane.wait_last(f"{me}>")
+    pane.type("/quit")
+    pane.keys("Enter")
+    assert pane.exit_code() == Exit.OK
+    pane.assert_terminal_restored()
+
+
+def test_password_prompt_never_echoes_and_ctrl_d_quits(port, panes):
+    """An admin's password typed at the prompt never shows; Ctrl-D leaves with 0."""
+    pane = panes("--user", "boss", "127.0.0.1", str(port))
+    pane.wait_last("password for boss:")
+    pane.type(ADMIN_PASSWORD)
+    assert pane.cursor()[0] == len("password for boss: ")
+    assert not any(ADMIN_PASSWORD in line for line in pane.lines())
+    pane.keys("Enter")
+    screen = pane.wait_last("boss>")
+    assert "* logged in as boss (admin) in chatd" in screen
+    assert not any(ADMIN_PASSWORD in line for line in screen)
+    pane.keys("Up")
+    pane.wait_last("boss>")
+    pane.keys("C-d")
+    assert pane.exit_code() == Exit.OK
+    pane.assert_terminal_restored()
+
+
+def test_username_asked_and_asked_again(port, panes):
+    """Without --user the name is typed; a taken name can be retried."""
+    taken = f"eve{next(_names)}"
+    holder = LineConn(port).login(taken)
+    pane = panes("127.0.0.1", str(port))
+    pane.wait_last("username:")
+    pane.type(taken.upper())
+    pane.keys("Enter")
+    screen = pane.wait_last("username:")
+    assert f"! username {taken.upper()} is taken" in screen
+    pane.type(taken + "x")
+    pane.keys("Enter")
+    pane.wait_last(f"{taken}x>")
+    pane.keys("C-c")
+    assert pane.exit_code() == Exit.OK
+    holder.close()
+
+
+def kick(port, name):
+    boss = admin(port)
+    boss.send(f"/kick {name} enough")
+    boss.expect(f"* {name} was kicked")
+
+
+def crash(port, name):
+    LineConn(port).login(f"x{name}").send("trigger the bug")
+
+
+@pytest.mark.parametrize("ending, code, message", [
+    (kick, Exit.KICKED, "chatd-client: you were kicked by boss: enough"),
+    (crash, Exit.INTERNAL, "chatd-client: internal error: RuntimeError: a bug"),
+    ("sigterm", 128 + signal.SIGTERM, "chatd-client: interrupted"),
+])
+def test_terminal_restored_however_it_ends(port, panes, ending, code, message):
+    """Kicked, an exception, or killed: exit status, message, terminal as before."""
+    me = f"fay{next(_names)}"
+    # The "crash" case runs a client whose colouring raises on one line.
+    program = [sys.executable, "-c", (
+               "import sys, chatd.tui as t\n"
+               "line = t.Style.line\n"
+               "def bad(self, text):\n"
+               "    if 'trigger the bug' in text: raise RuntimeError('a bug')\n"
+               "    return line(self, text)\n"
+               "t.Style.line = bad\n"
+               "import chatd.client as c\n"
+               "sys.exit(c.main())\n")]
+    pane = panes("--user", me, "127.0.0.1", str(port), program=program)
+    pane.wait_last(f"{me}>")
+    pane.type("half typed")
+    pane.wait_last(f"{me}> half typed")
+    if ending == "sigterm":
+        shell = pane.tmux("display", "-p", "#{pane_pid}").strip()
+        pid = subprocess.run(["pgrep", "-P", shell], capture_output=True,
+                             text=True, timeout=10, check=False).stdout.split()
+        assert len(pid) == 1
+        os.kill(int(pid[0]), signal.SIGTERM)
+    else:
+        ending(port, me)
+    assert pane.exit_code() == code
+    pane.assert_terminal_restored()
+    screen = pane.wait(lambda s: message in s, "the message")
+    assert not any("half typed" in line for line in screen)
+
+
+def test_lost_connection_restores_terminal(tmp_path, panes):
+    """The server going away leaves the terminal as it was; status 3."""
+    port = free_port()
+    server = Server(tmp_path, [f"tcp:{port}:interface=127.0.0.1"]).start(port)
+    try:
+        pane = panes("--user", "gus", "127.0.0.1", str(port))
+        pane.wait_last("gus>")
+    finally:
+        server.stop()
+    assert pane.exit_code() == Exit.CONNECTION
+    pane.assert_terminal_restored()
+    pane.wait(lambda s: "chatd-client: the server shut down" in s, "the message")
