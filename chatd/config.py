@@ -17,7 +17,26 @@ class ConfigError(Exception):
 
 @dataclass
 class Limits:
+    """What one client may do; see docs/protocol.md, "Limits"."""
+
     max_line: int = 2048
+    login_timeout: float = 30.0
+    flood_burst: int = 5
+    flood_rate: float = 2.0
+    flood_kick: int = 10
+    flood_kick_window: float = 30.0
+    sendq: int = 256 * 1024
+    max_clients: int = 10000
+    max_per_ip: int = 10
+    login_failures: int = 3
+    login_failure_window: float = 300.0
+
+    def check(self) -> None:
+        if self.max_line < 64:
+            raise ConfigError("limits.max_line must be at least 64")
+        for f in fields(self):
+            if getattr(self, f.name) <= 0:
+                raise ConfigError(f"limits.{f.name} must be more than 0")
 
 
 @dataclass
@@ -39,10 +58,12 @@ def _check_table(table: dict, cls, where: str) -> dict:
         if key not in known:
             raise ConfigError(f"unknown key {where}.{key}")
         default = getattr(cls(), key)
+        if isinstance(default, float) and type(value) is int:
+            value = float(value)
         if type(value) is not type(default):
+            kind = "number" if isinstance(default, float) else type(default).__name__
             raise ConfigError(
-                f"{where}.{key} must be a {type(default).__name__},"
-                f" not {type(value).__name__}"
+                f"{where}.{key} must be a {kind}, not {type(value).__name__}"
             )
         out[key] = value
     return out
@@ -77,6 +98,5 @@ def load(path: str | Path | None) -> Settings:
     ):
         raise ConfigError("server.listen must be a list of endpoint strings")
     settings = Settings(**server_values, limits=Limits(**limits))
-    if settings.limits.max_line < 64:
-        raise ConfigError("limits.max_line must be at least 64")
+    settings.limits.check()
     return settings

@@ -22,13 +22,25 @@ from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
 from chatd.auth import IChatAdmin
+from chatd.config import Limits
+from chatd.limits import LoginFailures, Recent, TokenBucket
 from chatd.room import Banned, IClient, Member, Room, RoomError
 from chatd.text import clean, encode, error, notice, prompt
 
 log = Logger()
 
 _EOL = re.compile(rb"\r\n|\r|\n")
+_DURATION = re.compile(r"(\d{1,7})([smhdw])\Z")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_NAME_ATTEMPTS = 3
+
+
+def parse_duration(word: str) -> float | None:
+    """'30m' -> 1800.0; None if word is not a duration."""
+    match = _DURATION.match(word)
+    if match is None:
+        return None
+    return float(int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 HELP = [
     "commands:",
@@ -42,19 +54,20 @@ HELP = [
 ADMIN_HELP = [
     "admin commands:",
     "  /kick NAME [REASON]  disconnect NAME (they may come back)",
-    "  /ban NAME [REASON]   disconnect NAME and keep them out",
+    "  /ban [-ip] NAME [DURATION] [REASON]",
+    "                       disconnect NAME and keep them out (for 30m, 2h,",
+    "                       7d...; -ip: their address too)",
     "  /unban NAME          lift a ban",
     "  /bans                list bans",
+    "  /mute NAME [DURATION]  NAME may read but not speak",
+    "  /unmute NAME         lift a mute",
 ]
 
 
-def _peer(transport) -> str:
-    """The peer's address as a person reads it: host:port, or what we have."""
+def _host(transport) -> str:
+    """The peer's address without the port: what limits and bans key on."""
     addr = transport.getPeer()
-    host = getattr(addr, "host", None)
-    if host is None:
-        return str(addr)
-    return f"[{host}]:{addr.port}" if ":" in host else f"{host}:{addr.port}"
+    return getattr(addr, "host", None) or str(addr)
 
 
 @implementer(IClient, IPullProducer)
@@ -84,12 +97,18 @@ class ChatProtocol(LineReceiver):
         self._closing = False
         self._socket: socket.socket | None = None
         self._queued = True  # until the transport says its buffer is empty
+        self._unsent = 0  # bytes written since the buffer was last empty
+        self._counted = False  # this connection counts against the limits
+        self._login_timer = None
+        self._flood: TokenBucket | None = None
+        self._refused: Recent | None = None
+        self.host = ""
 
     # -- writing ------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
         if self._queued or self._socket is None or self._closing:
-            self.transport.write(data)
+            self._queue(data)
             return
         try:
             sent = self._socket.send(data)
@@ -99,11 +118,44 @@ class ChatProtocol(LineReceiver):
             sent = 0  # the transport finds out and closes on its next write
         if sent < len(data):
             self._queued = True
-            self.transport.write(data[sent:] if sent else data)
+            self._queue(data[sent:] if sent else data)
+
+    def _queue(self, data: bytes) -> None:
+        """Hand data to the transport's buffer, within the sendq limit.
+
+        What waits for this client is counted from the last time the
+        transport said its buffer was empty (resumeProducing), so a client
+        that reads keeps resetting it and one that does not is cut off.
+        """
+        if self._socket is not None or self._congested:
+            self._unsent += len(data)
+            if self._unsent > self.factory.limits.sendq and not self._closing:
+                self._overflow()
+                return
+        self.transport.write(data)
+
+    _congested = False
+
+    def _overflow(self) -> None:
+        log.info("send queue exceeded for {name} from {host}",
+                 name=self.member.name if self.member else None, host=self.host)
+        member, self.member = self.member, None
+        if member is not None:
+            self.room.leave(member, cause="send queue exceeded")
+        self._closing = True
+        self.transport.abortConnection()
 
     def resumeProducing(self) -> None:
-        """The transport's write buffer is empty (IPullProducer)."""
+        """The transport's write buffer is empty (IPullProducer), or, on
+        transports where we are a push producer, it has drained."""
         self._queued = False
+        self._congested = False
+        self._unsent = 0
+
+    def pauseProducing(self) -> None:
+        """Push-producer transports (TLS): the buffer is full; count from here."""
+        self._congested = True
+        self._unsent = 0
 
     def stopProducing(self) -> None:
         self._queued = True
@@ -114,11 +166,12 @@ class ChatProtocol(LineReceiver):
         self._write(data)
 
     def disconnect(self) -> None:
+        if self._closing:
+            return
         self._closing = True
-        if self._socket is not None:
-            # With a producer registered, loseConnection would wait for it.
-            self._socket = None
-            self.transport.unregisterProducer()
+        # With a producer registered, loseConnection would wait for it.
+        self._socket = None
+        self.transport.unregisterProducer()
         self.transport.loseConnection()
 
     # -- connection ---------------------------------------------------
@@ -127,13 +180,10 @@ class ChatProtocol(LineReceiver):
     def room(self) -> Room:
         return self.factory.room
 
-    @property
-    def peer(self) -> str:
-        return _peer(self.transport)
-
     def connectionMade(self):
-        self.factory.connections.add(self)
-        self.MAX_LENGTH = self.factory.max_line
+        limits = self.factory.limits
+        self.MAX_LENGTH = limits.max_line
+        self.host = _host(self.transport)
         handle = self.transport.getHandle() if hasattr(self.transport, "getHandle") else None
         if isinstance(handle, socket.socket) and handle.family != socket.AF_UNIX:
             # Chat lines are small and latency matters: no Nagle delay.
@@ -141,15 +191,39 @@ class ChatProtocol(LineReceiver):
         if isinstance(self.transport, tcp.Connection) and isinstance(handle, socket.socket):
             self._socket = handle
             self.transport.registerProducer(self, False)
+        else:
+            self.transport.registerProducer(self, True)
+        refusal = self.factory.admit(self)
+        if refusal is None:
+            try:
+                self.room.check_address(self.host)
+            except Banned as e:
+                refusal = str(e)
+        if refusal is not None:
+            log.info("refused a connection from {host}: {why}", host=self.host, why=refusal)
+            self._close(error(refusal))
+            return
+        self._counted = True
+        self._login_timer = self.factory.clock.callLater(
+            limits.login_timeout, self._login_timed_out)
         self.reply(notice(f"welcome to {self.room.name}"), prompt("username"))
+
+    def _login_timed_out(self) -> None:
+        self._login_timer = None
+        if self.member is None and not self._closing:
+            self._close(error("login timed out"))
 
     def connectionLost(self, reason):
         self._closing = True
-        self.factory.connections.discard(self)
+        if self._login_timer is not None and self._login_timer.active():
+            self._login_timer.cancel()
+        self._login_timer = None
         if self.member is not None:
             self.room.leave(self.member)
             self.member = None
-        self.factory.connection_closed()
+        if self._counted:
+            self._counted = False
+            self.factory.release(self)
 
     def reply(self, *lines: str) -> None:
         """Lines to this connection only, in order with what the room sent."""
@@ -237,8 +311,8 @@ class ChatProtocol(LineReceiver):
         try:
             self.room.check_name(name)
         except Banned as e:
-            log.info("banned name {name} refused from {peer}", name=name,
-                     peer=self.peer)
+            log.info("banned name {name} refused from {host}", name=name,
+                     host=self.host)
             self._close(error(str(e)))
             return
         except RoomError as e:
@@ -249,6 +323,11 @@ class ChatProtocol(LineReceiver):
                 self.reply(error(str(e)), prompt("username"))
             return
         if self.room.is_admin_name(name):
+            if self.factory.failures.blocked(self.host):
+                log.warn("admin login for {name} refused from {host}: too many failures",
+                         name=name, host=self.host)
+                self._close(error("too many failed logins, try later"))
+                return
             self._pending_name = name
             self._state = "password"
             self.reply(prompt("password"))
@@ -268,8 +347,9 @@ class ChatProtocol(LineReceiver):
 
         def refused(failure):
             failure.trap(UnauthorizedLogin)
-            log.warn("failed admin login for {name} from {peer}", name=name,
-                     peer=self.peer)
+            # One line per failure, for fail2ban: "failed admin login for NAME from HOST".
+            log.warn("failed admin login for {name} from {host}", name=name, host=self.host)
+            self.factory.failures.failed(self.host)
             self._close(error("wrong password"))
 
         d.addCallbacks(accepted, refused)
@@ -278,15 +358,21 @@ class ChatProtocol(LineReceiver):
 
     def _join(self, name: str, admin: bool) -> None:
         try:
-            self.member = self.room.join(name, self, admin=admin, address=self.peer)
+            self.member = self.room.join(name, self, admin=admin, address=self.host)
         except RoomError as e:
             self._state = "username"
             self.reply(error(str(e)), prompt("username"))
             return
         self._state = "chat"
+        if self._login_timer is not None and self._login_timer.active():
+            self._login_timer.cancel()
+        self._login_timer = None
+        limits, clock = self.factory.limits, self.factory.clock
+        self._flood = TokenBucket(clock, limits.flood_burst, limits.flood_rate)
+        self._refused = Recent(clock, limits.flood_kick, limits.flood_kick_window)
 
     def _internal_error(self, failure) -> None:
-        log.failure("internal error for {peer}", failure, peer=self.peer)
+        log.failure("internal error for {host}", failure, host=self.host)
         self._close(error("internal error, sorry"))
 
     # -- in the room --------------------------------------------------
@@ -294,12 +380,21 @@ class ChatProtocol(LineReceiver):
     def _on_chat(self, text: str) -> None:
         if not text.strip():
             return
-        if text.startswith("//"):
-            self.room.say(self.member, text[1:])
-        elif text.startswith("/"):
+        if not self._flood.take():
+            if self._refused.add() > self.factory.limits.flood_kick:
+                log.info("{name} kicked for flooding from {host}", name=self.member.name,
+                         host=self.host)
+                self.room.expel(self.member, "kicked by server", "flooding")
+            else:
+                self.reply(error("slow down"))
+            return
+        if text.startswith("/") and not text.startswith("//"):
             self._command(text[1:])
-        else:
-            self.room.say(self.member, text)
+            return
+        try:
+            self.room.say(self.member, text[1:] if text.startswith("//") else text)
+        except RoomError as e:
+            self.reply(error(str(e)))
 
     def _command(self, text: str) -> None:
         parts = text.split(None, 1)
@@ -311,6 +406,9 @@ class ChatProtocol(LineReceiver):
             return
         try:
             result = handler(arg)
+        except ValueError as e:
+            self.reply(error(str(e)))
+            return
         except RoomError as e:
             self.reply(error(str(e)))
             return
@@ -354,8 +452,33 @@ class ChatProtocol(LineReceiver):
         self.room.kick(self.member, name, reason.strip())
 
     def cmd_ban(self, arg: str) -> defer.Deferred:
-        name, _, reason = arg.partition(" ")
-        return self.room.ban(self.member, name, reason.strip())
+        words = arg.split()
+        address = bool(words) and words[0].lower() == "-ip"
+        if address:
+            words.pop(0)
+        name = words.pop(0) if words else ""
+        duration = parse_duration(words[0]) if words else None
+        if duration is not None:
+            words.pop(0)
+        if not name and self.member.admin:
+            raise RoomError("usage: /ban [-ip] NAME [DURATION] [REASON]")
+        return self.room.ban(self.member, name, " ".join(words), duration, address)
+
+    def cmd_mute(self, arg: str) -> None:
+        words = arg.split()
+        if not words and self.member.admin:
+            raise RoomError("usage: /mute NAME [DURATION]")
+        duration = None
+        if len(words) > 1:
+            duration = parse_duration(words[1])
+            if duration is None:
+                raise RoomError("usage: /mute NAME [DURATION], DURATION like 30s, 10m, 2h, 7d")
+        self.room.mute(self.member, words[0] if words else "", duration)
+
+    def cmd_unmute(self, arg: str) -> None:
+        if not arg and self.member.admin:
+            raise RoomError("usage: /unmute NAME")
+        self.room.unmute(self.member, arg.split()[0] if arg else "")
 
     def cmd_unban(self, arg: str) -> defer.Deferred:
         if not arg:
@@ -369,17 +492,41 @@ class ChatProtocol(LineReceiver):
 
 
 class ChatFactory(ServerFactory):
+    """Shared state of all connections: the room, the limits, who is connected."""
+
     protocol = ChatProtocol
     noisy = False
 
-    def __init__(self, room: Room, portal, max_line: int = 2048):
+    def __init__(self, room: Room, portal, limits: Limits | None = None, clock=None):
+        if clock is None:
+            from twisted.internet import reactor as clock
         self.room = room
         self.portal = portal
-        self.max_line = max_line
+        self.limits = limits or Limits()
+        self.clock = clock
         self.connections: set[ChatProtocol] = set()
+        self.per_host: dict[str, int] = {}
+        self.failures = LoginFailures(clock, self.limits.login_failures,
+                                      self.limits.login_failure_window)
         self._all_closed: list[defer.Deferred] = []
 
-    def connection_closed(self) -> None:
+    def admit(self, conn: ChatProtocol) -> str | None:
+        """Count a new connection in, or say why it is refused."""
+        if len(self.connections) >= self.limits.max_clients:
+            return "server full"
+        if self.per_host.get(conn.host, 0) >= self.limits.max_per_ip:
+            return "too many connections from your address"
+        self.connections.add(conn)
+        self.per_host[conn.host] = self.per_host.get(conn.host, 0) + 1
+        return None
+
+    def release(self, conn: ChatProtocol) -> None:
+        self.connections.discard(conn)
+        left = self.per_host.get(conn.host, 1) - 1
+        if left > 0:
+            self.per_host[conn.host] = left
+        else:
+            self.per_host.pop(conn.host, None)
         if not self.connections:
             waiting, self._all_closed = self._all_closed, []
             for d in waiting:

@@ -67,6 +67,11 @@ class NotAllowed(RoomError):
     pass
 
 
+class Muted(RoomError):
+    def __init__(self, text: str = "you are muted"):
+        super().__init__(text)
+
+
 @dataclass(eq=False)
 class Member:
     name: str
@@ -88,6 +93,15 @@ def _with_reason(text: str, reason: str) -> str:
     return f"{text}: {reason}" if reason else text
 
 
+def format_duration(seconds: float) -> str:
+    """30 -> 30s, 7200 -> 2h: the largest unit that divides it exactly."""
+    seconds = int(seconds)
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 class Room:
     def __init__(
         self,
@@ -105,6 +119,7 @@ class Room:
         self._bans = bans
         self._is_admin_name = is_admin_name
         self._members: dict[str, Member] = {}
+        self._mutes: dict[str, float | None] = {}  # name key -> until (None: no end)
         self._pending: list[tuple[Member | None, bytes]] = []
         self._flush_call = None
 
@@ -124,11 +139,17 @@ class Room:
         """Raise unless name may log in now (before any password is asked)."""
         if not valid_name(name):
             raise InvalidName(f"invalid username: use {NAME_RULE}")
-        ban = self._bans.get(name)
+        ban = self._bans.get(name, self._now())
         if ban is not None:
             raise Banned(_with_reason("you are banned", ban.reason))
         if name_key(name) in self._members:
             raise NameTaken(f"username {name} is taken")
+
+    def check_address(self, address: str) -> None:
+        """Raise Banned if connections from address are banned."""
+        ban = self._bans.for_address(address, self._now())
+        if ban is not None:
+            raise Banned(_with_reason("you are banned", ban.reason))
 
     def join(
         self, name: str, client: IClient, admin: bool = False,
@@ -146,11 +167,12 @@ class Room:
         log.info("{name} joined from {address}", name=name, address=address)
         return member
 
-    def leave(self, member: Member, reason: str = "") -> None:
-        """member left on their own (quit or closed the connection)."""
+    def leave(self, member: Member, reason: str = "", cause: str = "") -> None:
+        """member left: reason is their own words, cause the server's."""
         if self._remove(member):
-            self._broadcast(notice(_with_reason(f"{member.name} left", reason)))
-            log.info("{name} left", name=member.name)
+            text = f"{member.name} left" + (f" ({cause})" if cause else "")
+            self._broadcast(notice(_with_reason(text, reason)))
+            log.info("{name} left {cause}", name=member.name, cause=cause)
 
     def _remove(self, member: Member) -> bool:
         if self._members.get(member.key) is not member:
@@ -165,12 +187,16 @@ class Room:
     # -- talking ------------------------------------------------------
 
     def say(self, member: Member, text: str) -> None:
+        if self._mutes:
+            self._check_muted(member)
         self._broadcast(f"<{member.name}> {text}", sender=member)
 
     def action(self, member: Member, text: str) -> None:
+        self._check_muted(member)
         self._broadcast(f"+ {member.name} {text}", sender=member)
 
     def private(self, member: Member, target_name: str, text: str) -> None:
+        self._check_muted(member)
         target = self._require(target_name)
         self.send(target, f"[{member.name}] {text}")
         self.send(member, f"[->{target.name}] {text}")
@@ -180,6 +206,15 @@ class Room:
         if target is None:
             raise NoSuchUser(f"no such user: {name}")
         return target
+
+    def _check_muted(self, member: Member) -> None:
+        if member.key not in self._mutes:
+            return
+        until = self._mutes[member.key]
+        if until is not None and self._now() >= until:
+            del self._mutes[member.key]
+            return
+        raise Muted()
 
     # -- moderation ---------------------------------------------------
 
@@ -200,46 +235,64 @@ class Room:
         target = self._target(admin, name, "kick")
         if target is None:
             raise NoSuchUser(f"no such user: {name}")
-        self._eject(target, f"kicked by {admin.name}", reason)
+        self.expel(target, f"kicked by {admin.name}", reason)
         log.info(
             "{admin} kicked {target} ({reason})",
             admin=admin.name, target=target.name, reason=reason,
         )
 
-    def _eject(self, target: Member, what: str, reason: str) -> None:
+    def expel(self, target: Member, what: str, reason: str) -> None:
+        """Tell target they were {what}, disconnect them, and tell the room."""
         self.send(target, error(_with_reason(f"you were {what}", reason)))
         self._remove(target)
         target.client.disconnect()
         self._broadcast(notice(_with_reason(f"{target.name} was {what}", reason)))
 
-    def ban(self, admin: Member, name: str, reason: str = "") -> defer.Deferred:
-        """Ban name; the room hears of it once the ban is on disk."""
-        self._target(admin, name, "ban")
+    def ban(
+        self, admin: Member, name: str, reason: str = "",
+        duration: float | None = None, address: bool = False,
+    ) -> defer.Deferred:
+        """Ban name (and with address, where they connect from) for duration
+        seconds or for good; the room hears of it once the ban is on disk."""
+        target = self._target(admin, name, "ban")
         if not valid_name(name):
             raise InvalidName(f"invalid username: use {NAME_RULE}")
-        if self._bans.get(name) is not None:
+        now = self._now()
+        if self._bans.get(name, now) is not None:
             raise NotAllowed(f"{name} is already banned")
-        ban = Ban(name, admin.name, reason, self._now())
+        host = None
+        if address:
+            if target is None or not target.address:
+                raise NoSuchUser(f"no such user: {name}")
+            host = target.address
+        expires = now + duration if duration else None
+        ban = Ban(name, admin.name, reason, now, expires, host)
+        what = f"banned by {admin.name}"
+        if duration:
+            what += f" for {format_duration(duration)}"
 
         def banned(_):
             log.info(
-                "{admin} banned {target} ({reason})",
-                admin=admin.name, target=name, reason=reason,
+                "{admin} banned {target} ({reason}) until {expires} address {address}",
+                admin=admin.name, target=name, reason=reason, expires=expires,
+                address=host,
             )
             target = self.get(name)
             if target is not None:
-                self._eject(target, f"banned by {admin.name}", reason)
+                self.expel(target, what, reason)
             else:
-                self._broadcast(
-                    notice(_with_reason(f"{name} was banned by {admin.name}", reason))
-                )
+                self._broadcast(notice(_with_reason(f"{name} was {what}", reason)))
+            if host is not None:
+                for member in self.members:
+                    if member.address == host and not member.admin:
+                        self.expel(member, what, reason)
 
         return self._bans.add(ban).addCallback(banned)
 
     def unban(self, admin: Member, name: str) -> defer.Deferred:
         if not admin.admin:
             raise PermissionDenied()
-        if self._bans.get(name) is None:
+        if self._bans.get(name, self._now()) is None:
             raise NoSuchUser(f"{name} is not banned")
 
         def lifted(ban):
@@ -251,16 +304,37 @@ class Room:
     def ban_lines(self, admin: Member) -> list[str]:
         if not admin.admin:
             raise PermissionDenied()
-        bans = self._bans.all()
+        bans = self._bans.all(self._now())
         if not bans:
             return [notice("no bans")]
         lines = [notice(f"bans ({len(bans)}):")]
         for ban in bans:
-            lines.append(notice(_with_reason(
-                f"{ban.name} by {ban.by_admin} at {_timestamp(ban.created)}",
-                ban.reason,
-            )))
+            text = f"{ban.name} by {ban.by_admin} at {_timestamp(ban.created)}"
+            if ban.expires is not None:
+                text += f" until {_timestamp(ban.expires)}"
+            if ban.address:
+                text += f" (address {ban.address})"
+            lines.append(notice(_with_reason(text, ban.reason)))
         return lines
+
+    def mute(self, admin: Member, name: str, duration: float | None = None) -> None:
+        target = self._target(admin, name, "mute")
+        if target is None:
+            raise NoSuchUser(f"no such user: {name}")
+        self._mutes[target.key] = self._now() + duration if duration else None
+        what = f"{target.name} was muted by {admin.name}"
+        if duration:
+            what += f" for {format_duration(duration)}"
+        self._broadcast(notice(what))
+        log.info("{admin} muted {target}", admin=admin.name, target=target.name)
+
+    def unmute(self, admin: Member, name: str) -> None:
+        if not admin.admin:
+            raise PermissionDenied()
+        target = self.get(name)
+        if self._mutes.pop(name_key(name), False) is False:
+            raise NotAllowed(f"{name} is not muted")
+        self._broadcast(notice(f"{target.name if target else name} was unmuted by {admin.name}"))
 
     def shutdown(self, text: str = "server shutting down") -> None:
         """Tell everyone the server is going, and let them go."""
@@ -314,7 +388,10 @@ class Room:
             log.failure("delivery to {name} failed", name=member.name)
             if self._remove(member):
                 self._broadcast(notice(f"{member.name} left (connection failed)"))
-                member.client.disconnect()
+                try:
+                    member.client.disconnect()
+                except Exception:
+                    log.failure("disconnecting {name} failed", name=member.name)
 
 
 def _timestamp(seconds: float) -> str:

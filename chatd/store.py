@@ -10,6 +10,7 @@ has announced survives a crash.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ MIGRATIONS = [
         expires REAL                 -- NULL: never
     )
     """,
+    # 2: a ban may also cover the address the user was connected from.
+    "ALTER TABLE bans ADD COLUMN address TEXT",
 ]
 
 
@@ -45,10 +48,14 @@ class Ban:
     reason: str
     created: float
     expires: float | None = None
+    address: str | None = None
 
     @property
     def key(self) -> str:
         return name_key(self.name)
+
+    def active(self, now: float) -> bool:
+        return self.expires is None or now < self.expires
 
 
 def migrate(conn: sqlite3.Connection) -> None:
@@ -64,9 +71,12 @@ def migrate(conn: sqlite3.Connection) -> None:
             conn.executescript(f"BEGIN; {sql}; PRAGMA user_version = {number};")
 
 
-def load_bans(conn: sqlite3.Connection) -> dict[str, Ban]:
+def load_bans(conn: sqlite3.Connection, now: float) -> dict[str, Ban]:
+    """The bans in force; expired ones are deleted on the way."""
+    with conn:
+        conn.execute("DELETE FROM bans WHERE expires IS NOT NULL AND expires <= ?", (now,))
     rows = conn.execute(
-        "SELECT name, by_admin, reason, created, expires FROM bans"
+        "SELECT name, by_admin, reason, created, expires, address FROM bans"
     ).fetchall()
     return {name_key(row[0]): Ban(*row) for row in rows}
 
@@ -83,7 +93,7 @@ class BanStore:
         self._close = close
 
     @classmethod
-    def open(cls, path: Path) -> BanStore:
+    def open(cls, path: Path, now: float | None = None) -> BanStore:
         """Open (creating or migrating) the database; reads happen here, once.
 
         This runs before the reactor starts, so it may block.
@@ -91,7 +101,7 @@ class BanStore:
         conn = sqlite3.connect(path)
         try:
             migrate(conn)
-            bans = load_bans(conn)
+            bans = load_bans(conn, time.time() if now is None else now)
         finally:
             conn.close()
         pool = adbapi.ConnectionPool(
@@ -113,13 +123,24 @@ class BanStore:
 
             return defer.maybeDeferred(call)
 
-        return cls(run, load_bans(conn), conn.close)
+        return cls(run, load_bans(conn, 0.0), conn.close)
 
-    def get(self, name: str) -> Ban | None:
-        return self._bans.get(name_key(name))
+    def get(self, name: str, now: float) -> Ban | None:
+        """The ban on name in force at now, if any."""
+        ban = self._bans.get(name_key(name))
+        return ban if ban is not None and ban.active(now) else None
 
-    def all(self) -> list[Ban]:
-        return sorted(self._bans.values(), key=lambda ban: ban.created)
+    def for_address(self, address: str, now: float) -> Ban | None:
+        """A ban in force at now that covers address, if any."""
+        for ban in self._bans.values():
+            if ban.address == address and ban.active(now):
+                return ban
+        return None
+
+    def all(self, now: float) -> list[Ban]:
+        """The bans in force at now, oldest first."""
+        active = (ban for ban in self._bans.values() if ban.active(now))
+        return sorted(active, key=lambda ban: ban.created)
 
     def add(self, ban: Ban) -> defer.Deferred:
         """Store the ban; fires once it is committed."""
@@ -127,10 +148,10 @@ class BanStore:
         def write(conn):
             conn.execute(
                 "INSERT OR REPLACE INTO bans"
-                " (key, name, by_admin, reason, created, expires)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                " (key, name, by_admin, reason, created, expires, address)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (ban.key, ban.name, ban.by_admin, ban.reason, ban.created,
-                 ban.expires),
+                 ban.expires, ban.address),
             )
 
         d = self._run(write)

@@ -177,7 +177,7 @@ def makeService(options: Options, reactor=None) -> service.MultiService:
         raise usage.UsageError(str(e)) from e
     room = Room(reactor, store, admins.is_admin, name=settings.room,
                 motd=settings.motd, wall_clock=time.time)
-    factory = ChatFactory(room, make_portal(admins), settings.limits.max_line)
+    factory = ChatFactory(room, make_portal(admins), settings.limits, reactor)
 
     top = service.MultiService()
     top.setName("chatd")

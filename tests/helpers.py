@@ -7,6 +7,7 @@ from twisted.internet.testing import StringTransport
 from zope.interface import implementer
 
 from chatd.auth import AdminFile, hash_password, make_portal
+from chatd.config import Limits
 from chatd.protocol import ChatFactory
 from chatd.room import IClient, Room
 from chatd.store import BanStore
@@ -69,7 +70,7 @@ class ProtocolHarness:
     """
 
     def __init__(self, tmp_path, admins: dict[str, str] | None = None,
-                 max_line: int = 2048, motd: str = ""):
+                 motd: str = "", **limits):
         self.clock = task.Clock()
         self.admin_file = AdminFile(tmp_path / "admins")
         for name, password in (admins or {}).items():
@@ -80,7 +81,7 @@ class ProtocolHarness:
         self.room = Room(self.clock, self.bans, self.admin_file.is_admin,
                          name="testroom", motd=motd)
         self.factory = ChatFactory(self.room, make_portal(self.admin_file, run_inline),
-                                   max_line=max_line)
+                                   Limits(**limits), self.clock)
 
     def connect(self, host: str = "127.0.0.1", port: int = 40000):
         from twisted.internet.address import IPv4Address

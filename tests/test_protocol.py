@@ -91,9 +91,9 @@ class LoginTests(ProtocolTestCase):
             self.h.send(proto, "guess123")
         self.assertEqual(self.h.read(proto), ["! wrong password"])
         self.assertTrue(self.h.closed(proto))
-        failures = [e for e in events if e.get("name") == "boss" and "peer" in e]
+        failures = [e for e in events if e.get("name") == "boss" and "host" in e]
         self.assertEqual(len(failures), 1)
-        self.assertEqual(failures[0]["peer"], "127.0.0.1:40000")
+        self.assertEqual(failures[0]["host"], "127.0.0.1")
         self.assertNotIn("guess123", repr([dict(e) for e in events]))
 
     def test_lines_after_password_wait_for_the_check(self):

@@ -1,0 +1,92 @@
+"""Small clock-driven counters behind the abuse limits (docs/protocol.md).
+
+Each takes an IReactorTime, so tests advance a task.Clock instead of
+sleeping, and each keeps a bounded amount of state whatever a client does.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+
+from twisted.internet.interfaces import IReactorTime
+
+
+class TokenBucket:
+    """Up to `burst` events at once, then `rate` per second."""
+
+    def __init__(self, clock: IReactorTime, burst: int, rate: float):
+        self._clock = clock
+        self._burst = burst
+        self._rate = rate
+        self._tokens = float(burst)
+        self._stamp = clock.seconds()
+
+    def take(self) -> bool:
+        """Spend one token if there is one; False means over the limit."""
+        now = self._clock.seconds()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+
+class Recent:
+    """How many events happened in the last `window` seconds (at most limit+1 kept)."""
+
+    def __init__(self, clock: IReactorTime, limit: int, window: float):
+        self._clock = clock
+        self._window = window
+        self._times: deque[float] = deque(maxlen=limit + 1)
+
+    def add(self) -> int:
+        """Record an event now; return how many fall within the window."""
+        now = self._clock.seconds()
+        self._times.append(now)
+        while self._times and self._times[0] <= now - self._window:
+            self._times.popleft()
+        return len(self._times)
+
+
+class LoginFailures:
+    """Wrong admin passwords per address, and which addresses are shut out.
+
+    After `limit` failures within `window` seconds an address is refused for
+    `window` seconds from its last failure.  At most `max_addresses` are
+    remembered (the oldest are forgotten first), so a spray of addresses
+    cannot grow memory without bound.
+    """
+
+    def __init__(self, clock: IReactorTime, limit: int, window: float,
+                 max_addresses: int = 10000):
+        self._clock = clock
+        self._limit = limit
+        self._window = window
+        self._max = max_addresses
+        self._recent: OrderedDict[str, Recent] = OrderedDict()
+        self._blocked_until: OrderedDict[str, float] = OrderedDict()
+
+    def blocked(self, address: str) -> bool:
+        until = self._blocked_until.get(address)
+        if until is None:
+            return False
+        if self._clock.seconds() < until:
+            return True
+        del self._blocked_until[address]
+        return False
+
+    def failed(self, address: str) -> bool:
+        """Record a failure; True if the address is now shut out."""
+        recent = self._recent.pop(address, None) or Recent(
+            self._clock, self._limit, self._window)
+        self._recent[address] = recent
+        if len(self._recent) > self._max:
+            self._recent.popitem(last=False)
+        if recent.add() < self._limit:
+            return False
+        self._blocked_until.pop(address, None)
+        self._blocked_until[address] = self._clock.seconds() + self._window
+        if len(self._blocked_until) > self._max:
+            self._blocked_until.popitem(last=False)
+        return True
