@@ -14,6 +14,8 @@ from twisted.internet.interfaces import IReactorTime
 class TokenBucket:
     """Up to `burst` events at once, then `rate` per second."""
 
+    __slots__ = ("_clock", "_burst", "_rate", "_tokens", "_stamp")
+
     def __init__(self, clock: IReactorTime, burst: int, rate: float):
         self._clock = clock
         self._burst = burst
@@ -34,6 +36,8 @@ class TokenBucket:
 
 class Recent:
     """How many events happened in the last `window` seconds (at most limit+1 kept)."""
+
+    __slots__ = ("_clock", "_window", "_times")
 
     def __init__(self, clock: IReactorTime, limit: int, window: float):
         self._clock = clock

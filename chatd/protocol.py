@@ -369,7 +369,6 @@ class ChatProtocol(LineReceiver):
         self._login_timer = None
         limits, clock = self.factory.limits, self.factory.clock
         self._flood = TokenBucket(clock, limits.flood_burst, limits.flood_rate)
-        self._refused = Recent(clock, limits.flood_kick, limits.flood_kick_window)
 
     def _internal_error(self, failure) -> None:
         log.failure("internal error for {host}", failure, host=self.host)
@@ -381,7 +380,11 @@ class ChatProtocol(LineReceiver):
         if not text.strip():
             return
         if not self._flood.take():
-            if self._refused.add() > self.factory.limits.flood_kick:
+            limits = self.factory.limits
+            if self._refused is None:  # most people never flood: no history until then
+                self._refused = Recent(self.factory.clock, limits.flood_kick,
+                                       limits.flood_kick_window)
+            if self._refused.add() > limits.flood_kick:
                 log.info("{name} kicked for flooding from {host}", name=self.member.name,
                          host=self.host)
                 self.room.expel(self.member, "kicked by server", "flooding")

@@ -5,15 +5,17 @@ beyond an injected clock; each person in it is reached through an IClient
 that a front end (chatd.protocol) provides.  Refusals are raised as
 RoomError subclasses whose text the front end shows after "! ".
 
-Broadcasts are coalesced: the lines said during one reactor turn are joined
+Broadcasts are coalesced: broadcasts said in one reactor turn are joined
 into one bytes object written once to each member (a sender gets the same
-bytes without its own lines), so the work per recipient is one write however
-busy the room is.  A line to a single member first flushes what is pending,
-which keeps private lines and broadcasts in the order they happened.
+bytes without its own lines, a newcomer only what was said after they
+came), so the work per recipient is one write however busy the room is.
+A line to a single member first flushes what is pending for them, which
+keeps private lines and broadcasts in the order they happened.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -26,6 +28,9 @@ from chatd.store import Ban, BanStore
 from chatd.text import NAME_RULE, encode, error, name_key, notice, valid_name
 
 log = Logger()
+
+# How many names the greeting's `* online` line lists; /who lists all.
+GREETING_NAMES = 50
 
 
 class IClient(Interface):
@@ -72,12 +77,15 @@ class Muted(RoomError):
         super().__init__(text)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Member:
     name: str
     client: IClient = field(repr=False)
     admin: bool = False
     address: str | None = None
+    # Joined in the middle of a turn: hears the turn's broadcasts from this
+    # index on, not what was said before they were there.
+    since: int = 0
 
     @property
     def key(self) -> str:
@@ -119,6 +127,8 @@ class Room:
         self._bans = bans
         self._is_admin_name = is_admin_name
         self._members: dict[str, Member] = {}
+        self._order: list[str] = []  # member keys, sorted, for /who
+        self._late: list[Member] = []  # joined during this turn
         self._mutes: dict[str, float | None] = {}  # name key -> until (None: no end)
         self._pending: list[tuple[Member | None, bytes]] = []
         self._flush_call = None
@@ -156,13 +166,17 @@ class Room:
         address: str | None = None,
     ) -> Member:
         self.check_name(name)
-        member = Member(name, client, admin, address)
+        member = Member(name, client, admin, address, since=len(self._pending))
+        if member.since:
+            self._late.append(member)
         self._members[member.key] = member
+        bisect.insort(self._order, member.key)
         role = " (admin)" if admin else ""
-        self.send(member, notice(f"logged in as {name}{role} in {self.name}"))
-        self.send(member, self.who_line())
-        for line in self.motd.splitlines():
-            self.send(member, notice(line))
+        self.send_many(member, [
+            notice(f"logged in as {name}{role} in {self.name}"),
+            self.who_line(limit=GREETING_NAMES),
+            *(notice(line) for line in self.motd.splitlines()),
+        ])
         self._broadcast(notice(f"{name} joined"), sender=member)
         log.info("{name} joined from {address}", name=name, address=address)
         return member
@@ -178,11 +192,17 @@ class Room:
         if self._members.get(member.key) is not member:
             return False
         del self._members[member.key]
+        del self._order[bisect.bisect_left(self._order, member.key)]
         return True
 
-    def who_line(self) -> str:
-        labels = [m.label for m in sorted(self._members.values(), key=lambda m: m.key)]
-        return notice(f"online ({len(labels)}): {', '.join(labels)}")
+    def who_line(self, limit: int | None = None) -> str:
+        """`* online (N): ...`, admins marked; with limit, the first names only."""
+        count = len(self._order)
+        keys = self._order if limit is None else self._order[:limit]
+        text = ", ".join(self._members[key].label for key in keys)
+        if count > len(keys):
+            text += f", and {count - len(keys)} more (/who lists everyone)"
+        return notice(f"online ({count}): {text}")
 
     # -- talking ------------------------------------------------------
 
@@ -351,7 +371,7 @@ class Room:
         self.send_many(member, [line])
 
     def send_many(self, member: Member, lines: Iterable[str]) -> None:
-        if self._pending:
+        if len(self._pending) > member.since:
             self.flush()
         self._deliver(member, b"".join(encode(line) for line in lines))
 
@@ -367,18 +387,22 @@ class Room:
                 self._flush_call.cancel()
             self._flush_call = None
         pending, self._pending = self._pending, []
-        if not pending:
-            return
-        shared = b"".join(data for _, data in pending)
-        senders = {sender for sender, _ in pending if sender is not None}
-        for member in list(self._members.values()):
-            if member in senders:
-                data = b"".join(d for who, d in pending if who is not member)
-                if not data:
-                    continue
-            else:
-                data = shared
-            self._deliver(member, data)
+        late, self._late = self._late, []
+        if pending:
+            shared = b"".join(data for _, data in pending)
+            special = {sender for sender, _ in pending if sender is not None}
+            special.update(late)
+            for member in list(self._members.values()):
+                if member in special:
+                    data = b"".join(
+                        d for who, d in pending[member.since:] if who is not member)
+                    if not data:
+                        continue
+                else:
+                    data = shared
+                self._deliver(member, data)
+        for member in late:
+            member.since = 0
 
     def _deliver(self, member: Member, data: bytes) -> None:
         """Write to one member; a member who fails is dropped, not the room."""

@@ -44,6 +44,39 @@ class MembershipTests(RoomTestCase):
         _, alice = self.join("alice")
         self.assertEqual(alice.lines()[-2:], ["* be nice", "* no spam"])
 
+    def test_newcomer_hears_only_what_follows(self):
+        """Someone joining mid-turn gets their greeting first and nothing said before."""
+        alice_m, alice = self.join("alice")
+        self.room.say(alice_m, "before carol came")
+        carol_m = self.room.join("carol", FakeClient())
+        self.room.say(alice_m, "after carol came")
+        self.clock.advance(0)
+        self.assertEqual(carol_m.client.lines(), [
+            "* logged in as carol in chatd", "* online (2): alice, carol",
+            "<alice> after carol came"])
+
+    def test_joins_in_one_turn_cost_one_write_each(self):
+        """Many logins in one turn reach each member as one write, in order."""
+        writes = []
+        _, alice = self.join("alice")
+        alice.deliver = writes.append
+        for i in range(20):
+            self.room.join(f"user{i}", FakeClient())
+        self.clock.advance(0)
+        self.assertEqual(len(writes), 1)
+        self.assertEqual(writes[0].decode().split("\r\n")[:-1],
+                         [f"* user{i} joined" for i in range(20)])
+
+    def test_greeting_lists_at_most_fifty_names(self):
+        """A big room's greeting names 50 people and counts the rest; /who names all."""
+        for i in range(60):
+            self.room.join(f"u{i:02d}", FakeClient())
+        member = self.room.join("zed", FakeClient())
+        greeting = member.client.lines()[1]
+        self.assertTrue(greeting.startswith("* online (61): u00, u01, "))
+        self.assertTrue(greeting.endswith(", u49, and 11 more (/who lists everyone)"))
+        self.assertEqual(self.room.who_line().count(","), 60)
+
     def test_names_unique_ignoring_case(self):
         """A second ALICE is refused while alice is online."""
         self.join("alice")
