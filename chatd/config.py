@@ -10,9 +10,15 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from chatd.text import clean
+
 
 class ConfigError(Exception):
     pass
+
+
+# No limit needs more; larger values only overflow counters.
+LIMIT_MAX = 10**9
 
 
 @dataclass
@@ -35,8 +41,9 @@ class Limits:
         if self.max_line < 64:
             raise ConfigError("limits.max_line must be at least 64")
         for f in fields(self):
-            if getattr(self, f.name) <= 0:
-                raise ConfigError(f"limits.{f.name} must be more than 0")
+            value = getattr(self, f.name)
+            if not (0 < value <= LIMIT_MAX):  # also refuses nan
+                raise ConfigError(f"limits.{f.name} must be more than 0 and at most {LIMIT_MAX}")
 
 
 @dataclass
@@ -84,6 +91,9 @@ def load(path: str | Path | None) -> Settings:
     unknown = set(doc) - {"server", "limits"}
     if unknown:
         raise ConfigError(f"unknown table [{sorted(unknown)[0]}] in {path}")
+    for table in ("server", "limits"):
+        if not isinstance(doc.get(table, {}), dict):
+            raise ConfigError(f"{table} must be a table: [{table}]")
     server = dict(doc.get("server", {}))
     limits = _check_table(doc.get("limits", {}), Limits, "limits")
     server_values = {}
@@ -97,6 +107,12 @@ def load(path: str | Path | None) -> Settings:
         isinstance(item, str) for item in server_values["listen"]
     ):
         raise ConfigError("server.listen must be a list of endpoint strings")
+    for key in ("room", "motd"):
+        if key in server_values:
+            lines = server_values[key].splitlines() or [""]
+            server_values[key] = "\n".join(clean(line) for line in lines)
+    if "room" in server_values and "\n" in server_values["room"]:
+        raise ConfigError("server.room must be one line")
     settings = Settings(**server_values, limits=Limits(**limits))
     settings.limits.check()
     return settings

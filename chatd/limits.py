@@ -46,8 +46,12 @@ class Recent:
 
     def add(self) -> int:
         """Record an event now; return how many fall within the window."""
+        self._times.append(self._clock.seconds())
+        return self.count()
+
+    def count(self) -> int:
+        """How many events fall within the window now."""
         now = self._clock.seconds()
-        self._times.append(now)
         while self._times and self._times[0] <= now - self._window:
             self._times.popleft()
         return len(self._times)
@@ -70,6 +74,27 @@ class LoginFailures:
         self._max = max_addresses
         self._recent: OrderedDict[str, Recent] = OrderedDict()
         self._blocked_until: OrderedDict[str, float] = OrderedDict()
+        self._checking: dict[str, int] = {}  # password checks under way
+
+    def begin(self, address: str) -> bool:
+        """A password check starts; False if the address may not try now.
+
+        Checks under way count as failures to come, so guessing on many
+        connections at once gets no more tries than guessing one by one.
+        """
+        recent = self._recent.get(address)
+        tried = (recent.count() if recent else 0) + self._checking.get(address, 0)
+        if self.blocked(address) or tried >= self._limit:
+            return False
+        self._checking[address] = self._checking.get(address, 0) + 1
+        return True
+
+    def end(self, address: str, failed: bool) -> None:
+        left = self._checking.pop(address, 1) - 1
+        if left > 0:
+            self._checking[address] = left
+        if failed:
+            self.failed(address)
 
     def blocked(self, address: str) -> bool:
         until = self._blocked_until.get(address)

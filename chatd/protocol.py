@@ -24,23 +24,36 @@ from zope.interface import implementer
 from chatd.auth import IChatAdmin
 from chatd.config import Limits
 from chatd.limits import LoginFailures, Recent, TokenBucket
-from chatd.room import Banned, IClient, Member, Room, RoomError
+from chatd.room import Banned, IClient, Member, PermissionDenied, Room, RoomError
 from chatd.text import clean, encode, error, notice, prompt
 
 log = Logger()
 
 _EOL = re.compile(rb"\r\n|\r|\n")
-_DURATION = re.compile(r"(\d{1,7})([smhdw])\Z")
+_DURATION = re.compile(r"([0-9]{1,7})([smhdw])\Z", re.IGNORECASE)
+_LOOKS_LIKE_DURATION = re.compile(r"[0-9]+[a-z]*\Z", re.IGNORECASE)
+MAX_DURATION = 10 * 365 * 86400.0
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_NAME_ATTEMPTS = 3
+# Seconds a closing connection has to take what was queued for it.
+CLOSE_GRACE = 10.0
 
 
 def parse_duration(word: str) -> float | None:
-    """'30m' -> 1800.0; None if word is not a duration."""
+    """'30m' -> 1800.0; None if word is not meant as a duration.
+
+    A word that looks like one but is not valid (0s, 90min, 99999w) raises
+    RoomError, so that a typo never turns a timed ban into a permanent one.
+    """
     match = _DURATION.match(word)
     if match is None:
+        if _LOOKS_LIKE_DURATION.match(word):
+            raise RoomError(f"bad duration {word}: use a number and s, m, h, d or w (2h, 7d)")
         return None
-    return float(int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    seconds = float(int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+    if not 0 < seconds <= MAX_DURATION:
+        raise RoomError(f"bad duration {word}: more than 0s and at most 10 years")
+    return seconds
 
 HELP = [
     "commands:",
@@ -67,7 +80,8 @@ ADMIN_HELP = [
 def _host(transport) -> str:
     """The peer's address without the port: what limits and bans key on."""
     addr = transport.getPeer()
-    return getattr(addr, "host", None) or str(addr)
+    host = getattr(addr, "host", None) or str(addr)
+    return host.removeprefix("::ffff:") if host.startswith("::ffff:") and "." in host else host
 
 
 @implementer(IClient, IPullProducer)
@@ -100,6 +114,7 @@ class ChatProtocol(LineReceiver):
         self._unsent = 0  # bytes written since the buffer was last empty
         self._counted = False  # this connection counts against the limits
         self._login_timer = None
+        self._abort_timer = None
         self._flood: TokenBucket | None = None
         self._refused: Recent | None = None
         self.host = ""
@@ -166,6 +181,7 @@ class ChatProtocol(LineReceiver):
         self._write(data)
 
     def disconnect(self) -> None:
+        """Close after what is queued is written, or abort if that never happens."""
         if self._closing:
             return
         self._closing = True
@@ -173,6 +189,9 @@ class ChatProtocol(LineReceiver):
         self._socket = None
         self.transport.unregisterProducer()
         self.transport.loseConnection()
+        # A peer that stops reading would hold the connection open forever.
+        self._abort_timer = self.factory.clock.callLater(
+            CLOSE_GRACE, self.transport.abortConnection)
 
     # -- connection ---------------------------------------------------
 
@@ -194,16 +213,12 @@ class ChatProtocol(LineReceiver):
         else:
             self.transport.registerProducer(self, True)
         refusal = self.factory.admit(self)
-        if refusal is None:
-            try:
-                self.room.check_address(self.host)
-            except Banned as e:
-                refusal = str(e)
         if refusal is not None:
             log.info("refused a connection from {host}: {why}", host=self.host, why=refusal)
             self._close(error(refusal))
             return
         self._counted = True
+        self._flood = TokenBucket(self.factory.clock, limits.flood_burst, limits.flood_rate)
         self._login_timer = self.factory.clock.callLater(
             limits.login_timeout, self._login_timed_out)
         self.reply(notice(f"welcome to {self.room.name}"), prompt("username"))
@@ -215,9 +230,10 @@ class ChatProtocol(LineReceiver):
 
     def connectionLost(self, reason):
         self._closing = True
-        if self._login_timer is not None and self._login_timer.active():
-            self._login_timer.cancel()
-        self._login_timer = None
+        for timer in (self._login_timer, self._abort_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._login_timer = self._abort_timer = None
         if self.member is not None:
             self.room.leave(self.member)
             self.member = None
@@ -270,13 +286,47 @@ class ChatProtocol(LineReceiver):
 
     def lineLengthExceeded(self, line: bytes) -> None:
         """Refuse the line, keep the connection (LineReceiver would drop it)."""
-        self.reply(error(f"line too long (max {self.MAX_LENGTH} bytes): dropped"))
+        if self._held is not None:
+            self._held.append(None)  # answered in turn, after what is held
+        elif not self._closing and self._allowed():
+            self.reply(error(f"line too long (max {self.MAX_LENGTH} bytes): dropped"))
 
-    def lineReceived(self, raw: bytes) -> None:
+    def _allowed(self) -> bool:
+        """Charge one line to the flood limit; False if it is over.
+
+        Every non-blank line counts, before login too and whether or not it
+        is valid, so no kind of line can make the server answer faster than
+        the limit.  Too many refusals and the server closes the connection.
+        """
+        if self._flood is None or self._flood.take():
+            return True
+        limits = self.factory.limits
+        if self._refused is None:  # most people never flood: no history until then
+            self._refused = Recent(self.factory.clock, limits.flood_kick,
+                                   limits.flood_kick_window)
+        if self._refused.add() <= limits.flood_kick:
+            self.reply(error("slow down"))
+        elif self.member is not None:
+            log.info("{name} kicked for flooding from {host}", name=self.member.name,
+                     host=self.host)
+            self.room.expel(self.member, "kicked by server", "flooding")
+        else:
+            log.info("flooding connection from {host} closed", host=self.host)
+            self._close(error("you were kicked by server: flooding"))
+        return False
+
+    def lineReceived(self, raw: bytes | None) -> None:
         if self._held is not None:
             self._held.append(raw)
             return
         if self._closing:
+            return
+        if raw is None:
+            self.lineLengthExceeded(b"")
+            return
+        if self._state != "password" and not raw.strip():
+            return
+        if not self._allowed():
             return
         try:
             text = raw.decode("utf-8")
@@ -331,17 +381,30 @@ class ChatProtocol(LineReceiver):
             self._pending_name = name
             self._state = "password"
             self.reply(prompt("password"))
-        else:
-            self._join(name, admin=False)
+            return
+        try:  # an address ban keeps out every name but the admins'
+            self.room.check_address(self.host)
+        except Banned as e:
+            log.info("banned address {host} refused as {name}", name=name, host=self.host)
+            self._close(error(str(e)))
+            return
+        self._join(name, admin=False)
 
     def _on_password(self, password: str) -> None:
         name = self._pending_name
+        failures = self.factory.failures
+        if not failures.begin(self.host):
+            log.warn("admin login for {name} refused from {host}: too many failures",
+                     name=name, host=self.host)
+            self._close(error("too many failed logins, try later"))
+            return
         self._hold()
         d = self.factory.portal.login(
             credentials.UsernamePassword(name, password), None, IChatAdmin
         )
 
         def accepted(result):
+            failures.end(self.host, failed=False)
             if not self._closing:
                 self._join(name, admin=True)
 
@@ -349,7 +412,7 @@ class ChatProtocol(LineReceiver):
             failure.trap(UnauthorizedLogin)
             # One line per failure, for fail2ban: "failed admin login for NAME from HOST".
             log.warn("failed admin login for {name} from {host}", name=name, host=self.host)
-            self.factory.failures.failed(self.host)
+            failures.end(self.host, failed=True)
             self._close(error("wrong password"))
 
         d.addCallbacks(accepted, refused)
@@ -367,8 +430,10 @@ class ChatProtocol(LineReceiver):
         if self._login_timer is not None and self._login_timer.active():
             self._login_timer.cancel()
         self._login_timer = None
-        limits, clock = self.factory.limits, self.factory.clock
-        self._flood = TokenBucket(clock, limits.flood_burst, limits.flood_rate)
+        # Login lines had their own bucket; the room starts with a full one.
+        limits = self.factory.limits
+        self._flood = TokenBucket(self.factory.clock, limits.flood_burst, limits.flood_rate)
+
 
     def _internal_error(self, failure) -> None:
         log.failure("internal error for {host}", failure, host=self.host)
@@ -378,18 +443,6 @@ class ChatProtocol(LineReceiver):
 
     def _on_chat(self, text: str) -> None:
         if not text.strip():
-            return
-        if not self._flood.take():
-            limits = self.factory.limits
-            if self._refused is None:  # most people never flood: no history until then
-                self._refused = Recent(self.factory.clock, limits.flood_kick,
-                                       limits.flood_kick_window)
-            if self._refused.add() > limits.flood_kick:
-                log.info("{name} kicked for flooding from {host}", name=self.member.name,
-                         host=self.host)
-                self.room.expel(self.member, "kicked by server", "flooding")
-            else:
-                self.reply(error("slow down"))
             return
         if text.startswith("/") and not text.startswith("//"):
             self._command(text[1:])
@@ -409,9 +462,6 @@ class ChatProtocol(LineReceiver):
             return
         try:
             result = handler(arg)
-        except ValueError as e:
-            self.reply(error(str(e)))
-            return
         except RoomError as e:
             self.reply(error(str(e)))
             return
@@ -450,11 +500,17 @@ class ChatProtocol(LineReceiver):
         self.room.leave(member, arg)
         self._close(notice("bye"))
 
+    def _admin_only(self) -> None:
+        if not self.member.admin:
+            raise PermissionDenied()
+
     def cmd_kick(self, arg: str) -> None:
-        name, _, reason = arg.partition(" ")
+        self._admin_only()
+        name, reason = (arg.split(None, 1) + ["", ""])[:2]
         self.room.kick(self.member, name, reason.strip())
 
     def cmd_ban(self, arg: str) -> defer.Deferred:
+        self._admin_only()
         words = arg.split()
         address = bool(words) and words[0].lower() == "-ip"
         if address:
@@ -463,30 +519,31 @@ class ChatProtocol(LineReceiver):
         duration = parse_duration(words[0]) if words else None
         if duration is not None:
             words.pop(0)
-        if not name and self.member.admin:
+        if not name:
             raise RoomError("usage: /ban [-ip] NAME [DURATION] [REASON]")
         return self.room.ban(self.member, name, " ".join(words), duration, address)
 
     def cmd_mute(self, arg: str) -> None:
+        self._admin_only()
         words = arg.split()
-        if not words and self.member.admin:
+        if not words:
             raise RoomError("usage: /mute NAME [DURATION]")
         duration = None
         if len(words) > 1:
             duration = parse_duration(words[1])
             if duration is None:
                 raise RoomError("usage: /mute NAME [DURATION], DURATION like 30s, 10m, 2h, 7d")
-        self.room.mute(self.member, words[0] if words else "", duration)
+        self.room.mute(self.member, words[0], duration)
 
     def cmd_unmute(self, arg: str) -> None:
-        if not arg and self.member.admin:
+        self._admin_only()
+        if not arg:
             raise RoomError("usage: /unmute NAME")
-        self.room.unmute(self.member, arg.split()[0] if arg else "")
+        self.room.unmute(self.member, arg.split()[0])
 
     def cmd_unban(self, arg: str) -> defer.Deferred:
+        self._admin_only()
         if not arg:
-            if not self.member.admin:
-                raise RoomError("permission denied")
             raise RoomError("usage: /unban NAME")
         return self.room.unban(self.member, arg.split()[0])
 

@@ -16,6 +16,7 @@ keeps private lines and broadcasts in the order they happened.
 from __future__ import annotations
 
 import bisect
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -129,6 +130,7 @@ class Room:
         self._members: dict[str, Member] = {}
         self._order: list[str] = []  # member keys, sorted, for /who
         self._late: list[Member] = []  # joined during this turn
+        self._banning: set[str] = set()  # name keys with a ban being written
         self._mutes: dict[str, float | None] = {}  # name key -> until (None: no end)
         self._pending: list[tuple[Member | None, bytes]] = []
         self._flush_call = None
@@ -183,6 +185,8 @@ class Room:
 
     def leave(self, member: Member, reason: str = "", cause: str = "") -> None:
         """member left: reason is their own words, cause the server's."""
+        if len(self._pending) > member.since and member.key in self._members:
+            self.flush()  # what was said before they left still reaches them
         if self._remove(member):
             text = f"{member.name} left" + (f" ({cause})" if cause else "")
             self._broadcast(notice(_with_reason(text, reason)))
@@ -243,7 +247,7 @@ class Room:
         if not admin.admin:
             raise PermissionDenied()
         if not name:
-            raise NotAllowed(f"usage: /{verb} NAME [reason]")
+            raise NotAllowed(f"usage: /{verb} NAME [REASON]")
         if name_key(name) == admin.key:
             raise NotAllowed(f"you cannot {verb} yourself")
         target = self.get(name)
@@ -278,18 +282,22 @@ class Room:
         if not valid_name(name):
             raise InvalidName(f"invalid username: use {NAME_RULE}")
         now = self._now()
-        if self._bans.get(name, now) is not None:
+        key = name_key(name)
+        if self._bans.get(name, now) is not None or key in self._banning:
             raise NotAllowed(f"{name} is already banned")
         host = None
         if address:
             if target is None or not target.address:
                 raise NoSuchUser(f"no such user: {name}")
+            if target.address == admin.address:
+                raise NotAllowed(f"{name} connects from your own address: ban the name only")
             host = target.address
-        expires = now + duration if duration else None
+        expires = None if duration is None else now + duration
         ban = Ban(name, admin.name, reason, now, expires, host)
         what = f"banned by {admin.name}"
-        if duration:
+        if duration is not None:
             what += f" for {format_duration(duration)}"
+        self._banning.add(key)
 
         def banned(_):
             log.info(
@@ -307,7 +315,9 @@ class Room:
                     if member.address == host and not member.admin:
                         self.expel(member, what, reason)
 
-        return self._bans.add(ban).addCallback(banned)
+        d = self._bans.add(ban)
+        d.addBoth(lambda result: (self._banning.discard(key), result)[1])
+        return d.addCallback(banned)
 
     def unban(self, admin: Member, name: str) -> defer.Deferred:
         if not admin.admin:
@@ -341,9 +351,9 @@ class Room:
         target = self._target(admin, name, "mute")
         if target is None:
             raise NoSuchUser(f"no such user: {name}")
-        self._mutes[target.key] = self._now() + duration if duration else None
+        self._mutes[target.key] = None if duration is None else self._now() + duration
         what = f"{target.name} was muted by {admin.name}"
-        if duration:
+        if duration is not None:
             what += f" for {format_duration(duration)}"
         self._broadcast(notice(what))
         log.info("{admin} muted {target}", admin=admin.name, target=target.name)
@@ -419,6 +429,4 @@ class Room:
 
 
 def _timestamp(seconds: float) -> str:
-    import time
-
     return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(seconds))

@@ -34,8 +34,11 @@ def name_key(name: str) -> str:
 def clean(text: str) -> str:
     """Remove every character that could act on a terminal or hide text.
 
-    The rest of the text is kept as it was typed.
+    A tab becomes a space (it separates words); the rest of the text is
+    kept as it was typed.
     """
+    if "\t" in text:
+        text = text.replace("\t", " ")
     if text.isascii():
         if text.isprintable():
             return text

@@ -203,14 +203,61 @@ class ModerationTests(LimitsTestCase):
         self.assertEqual(self.h.read(self.bob), ["! you were banned by boss: evading"])
         self.h.close(self.bob)
         sock_puppet = self.h.connect(host="127.0.0.6")
-        self.assertEqual(self.h.read(sock_puppet), ["! you are banned: evading"])
+        self.h.send(sock_puppet, "totally_new")
+        self.assertEqual(self.h.read(sock_puppet)[-1], "! you are banned: evading")
         self.assertTrue(self.h.closed(sock_puppet))
+        self.h.close(sock_puppet)
+        self.assertNotIn("127.0.0.6", self.h.factory.per_host, "a refusal holds no place")
         self.h.read(self.boss)
         self.h.send(self.boss, "/bans")
         self.assertIn("(address 127.0.0.6)", self.h.read(self.boss)[1])
         self.h.send(self.boss, "/unban bob")
         back = self.h.connect(host="127.0.0.6")
-        self.assertEqual(self.h.read(back)[-1], "? username")
+        self.h.send(back, "bob")
+        self.assertIn("* logged in as bob in testroom", self.h.read(back))
+
+    def test_address_ban_spares_admins(self):
+        """An admin connecting from a banned address can still log in."""
+        self.h.send(self.boss, "/ban -ip bob")
+        self.h.close(self.boss)
+        boss2 = self.h.connect(host="127.0.0.6")
+        self.h.send(boss2, "boss")
+        self.assertEqual(self.h.read(boss2)[-1], "? password")
+
+    def test_address_ban_of_own_address_refused(self):
+        """An admin cannot ban the address they are connected from themselves."""
+        carol = self.login("carol")
+        self.h.send(self.boss, "/ban -ip carol")
+        self.assertEqual(self.h.read(self.boss)[-1],
+                         "! carol connects from your own address: ban the name only")
+        self.assertFalse(self.h.closed(carol))
+
+    def test_bad_durations_refused(self):
+        """A duration that does not parse, or 0, is refused rather than banning for good."""
+        self.h.send(self.boss, "/ban bob 2x spam", "/ban bob 0s", "/ban bob 9999999w",
+                    "/mute bob 0m", "/ban bob 2H shouting")
+        lines = self.h.read(self.boss)
+        self.assertEqual([line[:17] for line in lines[:4]],
+                         ["! bad duration 2x", "! bad duration 0s",
+                          "! bad duration 99", "! bad duration 0m"])
+        self.assertEqual(lines[4], "* bob was banned by boss for 2h: shouting")
+
+    def test_two_admins_ban_at_once(self):
+        """While one ban is being written, a second ban of the same name is refused."""
+        from twisted.internet import defer
+
+        from chatd.store import BanStore
+
+        waiting = []
+        self.h.room._bans = BanStore(lambda fn: waiting.append(defer.Deferred()) or waiting[-1],
+                                     {})
+        self.h.send(self.boss, "/ban bob first")
+        self.h.room.ban(self.h.room.get("boss"), "carl")  # any other ban is fine
+        from chatd.room import NotAllowed
+        self.assertRaises(NotAllowed, self.h.room.ban, self.h.room.get("boss"), "BOB", "second")
+        for d in waiting:
+            d.callback(None)
+        self.assertEqual(self.h.read(self.alice).count("* bob was banned by boss: first"), 1)
 
     def test_address_ban_needs_user_online(self):
         """/ban -ip of someone not online says so and bans nothing."""
@@ -250,6 +297,72 @@ class ModerationTests(LimitsTestCase):
         self.assertEqual(self.h.read(self.boss), [
             "! you cannot mute yourself", "! usage: /mute NAME [DURATION]",
             "! usage: /mute NAME [DURATION], DURATION like 30s, 10m, 2h, 7d"])
+
+
+class BadLineFloodTests(LimitsTestCase):
+    limits = {"flood_burst": 5, "flood_rate": 2.0, "flood_kick": 10}
+
+    def test_invalid_lines_count(self):
+        """Lines that are not UTF-8 or too long are charged like any other line."""
+        alice = self.login("alice")
+        self.h.send(alice, *[b"\xff"] * 5, b"x" * 3000, b"\xff")
+        lines = self.h.read(alice)
+        self.assertEqual(lines, ["! invalid UTF-8: line dropped"] * 5 + ["! slow down"] * 2)
+
+    def test_flood_before_login_closes(self):
+        """Garbage before login is rate limited too, and a flood of it is cut off."""
+        proto = self.h.connect()
+        self.h.read(proto)
+        self.h.send(proto, *[b"\xff"] * 30)
+        self.assertEqual(self.h.read(proto)[-1], "! you were kicked by server: flooding")
+        self.assertTrue(self.h.closed(proto))
+
+
+class ParallelGuessTests(LimitsTestCase):
+    limits = {"login_failures": 3, "login_failure_window": 300}
+
+    def test_guessing_on_many_connections_at_once(self):
+        """Ten password prompts at once still allow only three guesses."""
+        from twisted.internet import defer
+
+        pending = []
+        checker = self.h.factory.portal.checkers[
+            next(iter(self.h.factory.portal.checkers))]
+        checker._run_blocking = lambda fn, *a: pending.append(defer.Deferred()) or pending[-1]
+        conns = []
+        for _ in range(10):
+            proto = self.h.connect()
+            self.h.send(proto, "boss")
+            conns.append(proto)
+        for proto in conns:
+            self.h.send(proto, "guess")
+        self.assertEqual(len(pending), 3)
+        refused = [p for p in conns if self.h.read(p)[-1] == "! too many failed logins, try later"]
+        self.assertEqual(len(refused), 7)
+        for d in pending:
+            d.callback(False)
+
+
+class CloseTests(LimitsTestCase):
+    def test_peer_that_never_reads_is_aborted(self):
+        """A closed connection whose peer stops reading is aborted after a grace period."""
+        from chatd.protocol import CLOSE_GRACE
+
+        alice = self.login("alice")
+        self.h.send(alice, "/quit")
+        self.assertTrue(self.h.closed(alice))
+        self.assertFalse(alice.transport.disconnected)
+        self.h.clock.advance(CLOSE_GRACE)
+        self.assertTrue(alice.transport.disconnected)
+
+    def test_quitter_gets_what_was_said_before(self):
+        """Someone who /quits gets the lines said before they left, then '* bye'."""
+        alice, bob = self.login("alice"), self.login("bob")
+        self.h.read(bob)
+        self.h.room.say(self.h.room.get("alice"), "last words")
+        self.h.send(bob, "/quit")
+        self.assertEqual(self.h.read(bob), ["<alice> last words", "* bye"])
+        self.assertIsNotNone(alice)
 
 
 class CounterTests(unittest.TestCase):

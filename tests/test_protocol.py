@@ -278,7 +278,7 @@ class CommandTests(ProtocolTestCase):
                     "/bans")
         self.assertEqual(self.h.read(self.boss), [
             "! you cannot kick yourself", "! no such user: ghost",
-            "! usage: /kick NAME [reason]", "! ghost is not banned", "* no bans"])
+            "! usage: /kick NAME [REASON]", "! ghost is not banned", "* no bans"])
 
     def test_ban_bans_unban(self):
         """/ban disconnects and lists the ban; /unban lifts it and the room sees both."""

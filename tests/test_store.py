@@ -28,7 +28,9 @@ class StoreTests(unittest.TestCase):
 
         def removed(again):
             again.close()
-            self.assertIsNone(BanStore.open(self.path).get("mallory", 1700000001.0))
+            third = BanStore.open(self.path)
+            self.addCleanup(third.close)
+            self.assertIsNone(third.get("mallory", 1700000001.0))
 
         return d.addCallback(reopened).addCallback(removed)
 

@@ -49,8 +49,14 @@ class OptionsTests(unittest.TestCase):
             ("[server]\nlisen = []\n", "unknown key server.lisen"),
             ("[server]\nroom = 3\n", "server.room must be a str"),
             ("[limits]\nmax_line = '9'\n", "limits.max_line must be a int"),
+            ("[limits]\nflood_rate = true\n", "limits.flood_rate must be a number"),
             ("[servers]\n", "unknown table [servers]"),
             ("[server\n", "config file"),
+            ('server = "x"\n', "server must be a table"),
+            ("limits = 3\n", "limits must be a table"),
+            ("[limits]\nlogin_timeout = nan\n", "limits.login_timeout must be more than 0"),
+            ("[limits]\nflood_kick = 9223372036854775807\n", "at most 1000000000"),
+            ('[server]\nroom = "a\\nb"\n', "server.room must be one line"),
         ]:
             path.write_text(text)
             error = self.assertRaises(usage.UsageError, self.parse, "--config", str(path))

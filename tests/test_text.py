@@ -17,8 +17,8 @@ class CleanTests(unittest.TestCase):
         self.assertNotIn("\x1b", clean("\x1b]0;title\x07x"))
 
     def test_c0_c1_and_del_removed(self):
-        """NUL, BEL, backspace, tab, DEL and C1 controls are removed; the rest stays."""
-        self.assertEqual(clean("a\x00b\x07c\x08d\te\x7ff"), "abcdef")
+        """NUL, BEL, backspace, DEL and C1 controls are removed; a tab becomes a space."""
+        self.assertEqual(clean("a\x00b\x07c\x08d\te\x7ff"), "abcd ef")
         self.assertEqual(clean("x\x85y\x9bz\u0090w"), "xyzw")
 
     def test_bidi_and_zero_width_removed(self):
