@@ -1,0 +1,166 @@
+"""Commands: what a line starting with '/' does in the room.
+
+The protocol turns bytes into lines and runs the login steps; a logged-in
+user's `/verb args` line comes here, to the `cmd_<verb>` method of the
+same name, which parses the arguments and makes one call on the room.
+Refusals are RoomErrors, each shown as one "! " line.  Commands that write
+to disk return a Deferred; the connection holds further lines until it
+fires, so a user's lines keep their order.
+"""
+
+from __future__ import annotations
+
+import re
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from chatd.room import PermissionDenied, RoomError
+from chatd.text import error, notice
+
+log = Logger()
+
+_DURATION = re.compile(r"([0-9]{1,7})([smhdw])\Z", re.IGNORECASE)
+_LOOKS_LIKE_DURATION = re.compile(r"[0-9]+[a-z]*\Z", re.IGNORECASE)
+MAX_DURATION = 10 * 365 * 86400.0
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+def parse_duration(word: str) -> float | None:
+    """'30m' -> 1800.0; None if word is not meant as a duration.
+
+    A word that looks like one but is not valid (0s, 90min, 99999w) raises
+    RoomError, so that a typo never turns a timed ban into a permanent one.
+    """
+    match = _DURATION.match(word)
+    if match is None:
+        if _LOOKS_LIKE_DURATION.match(word):
+            raise RoomError(f"bad duration {word}: use a number and s, m, h, d or w (2h, 7d)")
+        return None
+    seconds = float(int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+    if not 0 < seconds <= MAX_DURATION:
+        raise RoomError(f"bad duration {word}: more than 0s and at most 10 years")
+    return seconds
+
+HELP = [
+    "commands:",
+    "  /who                 who is online (@ marks admins)",
+    "  /me ACTION           say what you do",
+    "  /msg NAME TEXT       a private message",
+    "  /quit [REASON]       leave",
+    "  /help                this list",
+    "  //TEXT               send a line that starts with /",
+]
+ADMIN_HELP = [
+    "admin commands:",
+    "  /kick NAME [REASON]  disconnect NAME (they may come back)",
+    "  /ban [-ip] NAME [DURATION] [REASON]",
+    "                       disconnect NAME and keep them out (for 30m, 2h,",
+    "                       7d...; -ip: their address too)",
+    "  /unban NAME          lift a ban",
+    "  /bans                list bans",
+    "  /mute NAME [DURATION]  NAME may read but not speak",
+    "  /unmute NAME         lift a mute",
+]
+
+
+
+class Commands:
+    """The `/` commands, mixed into the protocol (which provides member,
+    room, reply, _hold and _release)."""
+
+    def _command(self, text: str) -> None:
+        parts = text.split(None, 1)
+        verb = parts[0].lower() if parts else ""
+        arg = parts[1].strip() if len(parts) > 1 else ""
+        handler = getattr(self, "cmd_" + verb, None) if verb.isalpha() else None
+        if handler is None:
+            self.reply(error(f"unknown command /{verb} (try /help)"))
+            return
+        try:
+            result = handler(arg)
+        except RoomError as e:
+            self.reply(error(str(e)))
+            return
+        if isinstance(result, defer.Deferred):
+            self._hold()
+            result.addErrback(self._command_failed, verb)
+            result.addBoth(lambda _: self._release())
+
+    def _command_failed(self, failure, verb: str) -> None:
+        if failure.check(RoomError):
+            self.reply(error(str(failure.value)))
+        else:
+            log.failure("/{verb} failed", failure, verb=verb)
+            self.reply(error(f"/{verb} failed: {failure.getErrorMessage()}"))
+
+    def cmd_help(self, arg: str) -> None:
+        lines = HELP + (ADMIN_HELP if self.member.admin else [])
+        self.reply(*(notice(line) for line in lines))
+
+    def cmd_who(self, arg: str) -> None:
+        self.reply(self.room.who_line())
+
+    def cmd_me(self, arg: str) -> None:
+        if not arg:
+            raise RoomError("usage: /me ACTION")
+        self.room.action(self.member, arg)
+
+    def cmd_msg(self, arg: str) -> None:
+        parts = arg.split(None, 1)
+        if len(parts) < 2:
+            raise RoomError("usage: /msg NAME TEXT")
+        self.room.private(self.member, parts[0], parts[1])
+
+    def cmd_quit(self, arg: str) -> None:
+        member, self.member = self.member, None
+        self.room.leave(member, arg)
+        self._close(notice("bye"))
+
+    def _admin_only(self) -> None:
+        if not self.member.admin:
+            raise PermissionDenied()
+
+    def cmd_kick(self, arg: str) -> None:
+        self._admin_only()
+        name, reason = (arg.split(None, 1) + ["", ""])[:2]
+        self.room.kick(self.member, name, reason.strip())
+
+    def cmd_ban(self, arg: str) -> defer.Deferred:
+        self._admin_only()
+        words = arg.split()
+        address = bool(words) and words[0].lower() == "-ip"
+        if address:
+            words.pop(0)
+        name = words.pop(0) if words else ""
+        duration = parse_duration(words[0]) if words else None
+        if duration is not None:
+            words.pop(0)
+        if not name:
+            raise RoomError("usage: /ban [-ip] NAME [DURATION] [REASON]")
+        return self.room.ban(self.member, name, " ".join(words), duration, address)
+
+    def cmd_mute(self, arg: str) -> None:
+        self._admin_only()
+        words = arg.split()
+        if not words:
+            raise RoomError("usage: /mute NAME [DURATION]")
+        duration = None
+        if len(words) > 1:
+            duration = parse_duration(words[1])
+            if duration is None:
+                raise RoomError("usage: /mute NAME [DURATION], DURATION like 30s, 10m, 2h, 7d")
+        self.room.mute(self.member, words[0], duration)
+
+    def cmd_unmute(self, arg: str) -> None:
+        self._admin_only()
+        if not arg:
+            raise RoomError("usage: /unmute NAME")
+        self.room.unmute(self.member, arg.split()[0])
+
+    def cmd_unban(self, arg: str) -> defer.Deferred:
+        self._admin_only()
+        if not arg:
+            raise RoomError("usage: /unban NAME")
+        return self.room.unban(self.member, arg.split()[0])
+
+    def cmd_bans(self, arg: str) -> None:
+        self.reply(*self.room.ban_lines(self.member))
