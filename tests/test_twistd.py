@@ -6,10 +6,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from twisted.trial import unittest
+
+from tests.helpers_hostile import wait_for
 
 TWISTD = str(Path(sys.executable).parent / "twistd")
 DEADLINE = 15.0
@@ -19,17 +20,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(predicate, what: str, timeout: float = DEADLINE):
-    """Poll predicate until it returns something true; fail after timeout."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Client:
