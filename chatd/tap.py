@@ -154,6 +154,8 @@ class ChatService(service.Service):
 def _clean_exit_on_listen_error() -> None:
     """Under `twistd -n` a ListenError would print a traceback: say it plainly."""
     previous = sys.excepthook
+    if getattr(previous, "chatd", False):
+        return  # installed already (makeService called again, as in tests)
 
     def hook(kind, value, tb):
         if issubclass(kind, ListenError):
@@ -161,6 +163,7 @@ def _clean_exit_on_listen_error() -> None:
         else:
             previous(kind, value, tb)
 
+    hook.chatd = True
     sys.excepthook = hook
 
 
