@@ -71,6 +71,7 @@ class ChatProtocol(Commands, LineReceiver):
         self._socket: socket.socket | None = None
         self._queued = True  # until the transport says its buffer is empty
         self._unsent = 0  # bytes written since the buffer was last empty
+        self._congested = False  # push-producer transports: paused by the transport
         self._counted = False  # this connection counts against the limits
         self._login_timer = None
         self._abort_timer = None
@@ -107,8 +108,6 @@ class ChatProtocol(Commands, LineReceiver):
                 self._overflow()
                 return
         self.transport.write(data)
-
-    _congested = False
 
     def _overflow(self) -> None:
         log.info("send queue exceeded for {name} from {host}",
@@ -182,6 +181,11 @@ class ChatProtocol(Commands, LineReceiver):
             limits.login_timeout, self._login_timed_out)
         self.reply(notice(f"welcome to {self.room.name}"), prompt("username"))
 
+    def _stop_login_timer(self) -> None:
+        if self._login_timer is not None and self._login_timer.active():
+            self._login_timer.cancel()
+        self._login_timer = None
+
     def _login_timed_out(self) -> None:
         self._login_timer = None
         if self.member is None and not self._closing:
@@ -189,10 +193,10 @@ class ChatProtocol(Commands, LineReceiver):
 
     def connectionLost(self, reason):
         self._closing = True
-        for timer in (self._login_timer, self._abort_timer):
-            if timer is not None and timer.active():
-                timer.cancel()
-        self._login_timer = self._abort_timer = None
+        self._stop_login_timer()
+        if self._abort_timer is not None and self._abort_timer.active():
+            self._abort_timer.cancel()
+        self._abort_timer = None
         if self.member is not None:
             self.room.leave(self.member)
             self.member = None
@@ -211,6 +215,11 @@ class ChatProtocol(Commands, LineReceiver):
         if lines:
             self.reply(*lines)
         self.disconnect()
+
+    def say_goodbye(self, line: str) -> None:
+        """Send a last line and close, unless this connection is closing already."""
+        if not self._closing:
+            self._close(line)
 
     # -- framing ------------------------------------------------------
 
@@ -386,9 +395,7 @@ class ChatProtocol(Commands, LineReceiver):
             self.reply(error(str(e)), prompt("username"))
             return
         self._state = "chat"
-        if self._login_timer is not None and self._login_timer.active():
-            self._login_timer.cancel()
-        self._login_timer = None
+        self._stop_login_timer()
         # Login lines had their own bucket; the room starts with a full one.
         limits = self.factory.limits
         self._flood = TokenBucket(self.factory.clock, limits.flood_burst, limits.flood_rate)
@@ -454,15 +461,14 @@ class ChatFactory(ServerFactory):
             for d in waiting:
                 d.callback(None)
 
-    def shutdown(self, clock, timeout: float = 5.0) -> defer.Deferred:
+    def shutdown(self, timeout: float = 5.0) -> defer.Deferred:
         """Tell everyone, close every connection; fires once all are closed.
 
         Connections that have not gone within timeout seconds are aborted.
         """
-        self.room.shutdown()
+        self.room.shutdown()  # members: told and closed by the room
         for conn in list(self.connections):
-            if conn.member is None and not conn._closing:
-                conn._close(notice("server shutting down"))
+            conn.say_goodbye(notice("server shutting down"))
         if not self.connections:
             return defer.succeed(None)
         d = defer.Deferred()
@@ -472,6 +478,6 @@ class ChatFactory(ServerFactory):
             for conn in list(self.connections):
                 conn.transport.abortConnection()
 
-        call = clock.callLater(timeout, abort)
+        call = self.clock.callLater(timeout, abort)
         d.addBoth(lambda r: (call.cancel() if call.active() else None, r)[1])
         return d

@@ -118,12 +118,10 @@ class Listener(service.Service):
 class ChatService(service.Service):
     """The room's lifetime: first-run admin, and a polite shutdown."""
 
-    def __init__(self, factory: ChatFactory, store: BanStore, admins: AdminFile,
-                 reactor):
+    def __init__(self, factory: ChatFactory, store: BanStore, admins: AdminFile):
         self.factory = factory
         self._store = store
         self._admins = admins
-        self._reactor = reactor
 
     def privilegedStartService(self) -> None:
         """Runs before any listener binds, so no one can log in before the admin exists."""
@@ -146,7 +144,7 @@ class ChatService(service.Service):
         service.Service.stopService(self)
         log.info("chatd shutting down: {count} connections",
                  count=len(self.factory.connections))
-        d = self.factory.shutdown(self._reactor)
+        d = self.factory.shutdown()
         d.addBoth(lambda _: self._store.close())
         return d
 
@@ -184,7 +182,7 @@ def makeService(options: Options, reactor=None) -> service.MultiService:
 
     top = service.MultiService()
     top.setName("chatd")
-    ChatService(factory, store, admins, reactor).setServiceParent(top)
+    ChatService(factory, store, admins).setServiceParent(top)
     for description in settings.listen:
         Listener(description, factory, reactor).setServiceParent(top)
     _clean_exit_on_listen_error()

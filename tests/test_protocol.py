@@ -1,6 +1,5 @@
 """The line protocol over a StringTransport: framing, login, commands, errors."""
 
-from twisted.internet import task
 from twisted.logger import capturedLogs
 from twisted.trial import unittest
 
@@ -298,8 +297,7 @@ class ShutdownTests(ProtocolTestCase):
         alice = self.h.login("alice")
         halfway = self.h.connect()
         self.h.read(halfway)
-        clock = task.Clock()
-        d = self.h.factory.shutdown(clock)
+        d = self.h.factory.shutdown()
         for proto in (alice, halfway):
             self.assertEqual(self.h.read(proto), ["* server shutting down"])
             self.assertTrue(self.h.closed(proto))
@@ -309,8 +307,7 @@ class ShutdownTests(ProtocolTestCase):
     def test_stuck_connections_aborted(self):
         """A connection that never closes is aborted after the timeout."""
         alice = self.h.login("alice")
-        clock = task.Clock()
-        d = self.h.factory.shutdown(clock, timeout=5)
+        d = self.h.factory.shutdown(timeout=5)
         self.assertNoResult(d)
-        clock.advance(5)
+        self.h.clock.advance(5)
         self.assertTrue(alice.transport.disconnected)
