@@ -32,3 +32,18 @@ def _stop_reactor_threads():
 
     if getattr(reactor, "threadpool", None) is not None:
         reactor._stopThreadPool()
+
+
+@pytest.fixture(scope="module")
+def port(tmp_path_factory):
+    """A running chatd for a test module of the client tests; its port.
+
+    Each test uses its own usernames, so one server serves the module.
+    """
+    from tests.helpers_client import Server, free_port
+
+    port = free_port()
+    server = Server(tmp_path_factory.mktemp("chatd"),
+                    [f"tcp:{port}:interface=127.0.0.1"]).start(port)
+    yield port
+    server.stop()

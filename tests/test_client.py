@@ -239,14 +239,6 @@ def test_exit_codes_are_documented():
 # -- pipe mode against a real server ----------------------------------
 
 
-@pytest.fixture(scope="module")
-def port(tmp_path_factory):
-    """One chatd for the module; each test uses its own usernames."""
-    port = free_port()
-    server = Server(tmp_path_factory.mktemp("chatd"),
-                    [f"tcp:{port}:interface=127.0.0.1"]).start(port)
-    yield port
-    server.stop()
 
 
 def test_pipe_sends_lines_and_quits_at_end_of_input(port):

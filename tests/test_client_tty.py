@@ -113,13 +113,6 @@ class Pane:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def port(tmp_path_factory):
-    port = free_port()
-    server = Server(tmp_path_factory.mktemp("chatd"),
-                    [f"tcp:{port}:interface=127.0.0.1"]).start(port)
-    yield port
-    server.stop()
 
 
 @pytest.fixture
