@@ -15,9 +15,21 @@ _NAME = re.compile(rf"[A-Za-z0-9_.\-]{{1,{NAME_MAX}}}\Z")
 NAME_RULE = f"1-{NAME_MAX} letters, digits, '_', '-' or '.'"
 
 # Categories that never reach another user's terminal: controls (C0, C1,
-# DEL), format characters (bidi overrides and isolates, zero-width
-# characters, soft hyphen, BOM), line and paragraph separators, surrogates.
+# DEL), format characters (bidi embeddings, overrides, isolates and marks,
+# zero-width space, word joiner, soft hyphen, BOM), line and paragraph
+# separators, surrogates.
 _DROP_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+# Format characters that writing needs, so they stay inside a message: the
+# zero-width non-joiner and joiner (Persian and Indic words, emoji
+# sequences such as a family) and the emoji tag characters (subdivision
+# flags).  None of them moves text or hides it.  Variation selectors are
+# marks (Mn), not format characters, so they stay anyway.
+_JOINERS = "\u200c\u200d"
+_KEEP = frozenset(_JOINERS) | frozenset(map(chr, range(0xE0020, 0xE0080)))
+# At the start of a line these join or modify nothing, and a line of them
+# alone would be an invisible message: they go there, and joiners at the end.
+_LEADING = re.compile("\\A[\u200c\u200d\ufe00-\ufe0f\U000e0020-\U000e007f\U000e0100-\U000e01ef]+")
+_TRAILING = re.compile("[\u200c\u200d]+\\Z")
 _ASCII_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -35,7 +47,7 @@ def clean(text: str) -> str:
     """Remove every character that could act on a terminal or hide text.
 
     A tab becomes a space (it separates words); the rest of the text is
-    kept as it was typed.
+    kept as it was typed, joiners and emoji tags included.
     """
     if "\t" in text:
         text = text.replace("\t", " ")
@@ -43,9 +55,11 @@ def clean(text: str) -> str:
         if text.isprintable():
             return text
         return _ASCII_CONTROLS.sub("", text)
-    return "".join(
-        ch for ch in text if unicodedata.category(ch) not in _DROP_CATEGORIES
+    text = "".join(
+        ch for ch in text
+        if ch in _KEEP or unicodedata.category(ch) not in _DROP_CATEGORIES
     )
+    return _TRAILING.sub("", _LEADING.sub("", text))
 
 
 def encode(line: str) -> bytes:

@@ -285,7 +285,7 @@ class LineFramingTests(ServerTestCase):
         cases = [
             ("\u202eevil\u202c txt", "evil txt"),
             ("\u2066iso\u2069 \u2067late\u2069 \u2068fsi\u2069", "iso late fsi"),
-            ("z\u200bero\u200c wi\u200ddth\u2060", "zero width"),
+            ("z\u200bero wi\u2060dth", "zero width"),
             ("\ufeffbom soft\u00adhyphen", "bom softhyphen"),
             ("line\u2028sep para\u2029sep", "linesep parasep"),
             ("\u200e\u200fmarks \u061c", "marks "),
@@ -296,6 +296,22 @@ class LineFramingTests(ServerTestCase):
         self.assertEqual(offender.sync(), [])
         for _, shown in cases:
             self.assertEqual(witness.line(), f"<{name}> {shown}")
+        self.assertStillChatting(offender, name, witness)
+
+    def test_joiners_and_emoji_tags_arrive_unchanged(self):
+        """Persian with ZWNJ, a ZWJ family emoji and a tag-sequence flag reach
+        another user byte for byte; joiners alone are an ignored blank line."""
+        offender, witness, name, _ = self.pair()
+        texts = [
+            "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+            "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+            "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",
+        ]
+        offender.send(b"".join(text.encode() + b"\n" for text in texts))
+        offender.send("\u200d\u200c\n".encode())
+        self.assertEqual(offender.sync(), [])
+        for text in texts:
+            self.assertEqual(witness.line(), f"<{name}> {text}")
         self.assertStillChatting(offender, name, witness)
 
     def test_cr_only_and_mixed_endings(self):

@@ -23,8 +23,25 @@ class CleanTests(unittest.TestCase):
 
     def test_bidi_and_zero_width_removed(self):
         """Direction overrides and invisible characters cannot disguise text."""
-        sneaky = "ok\u202eevil\u202c \u2066x\u2069 zero\u200bwidth\u200d\ufeff\u2028end"
+        sneaky = "ok\u202eevil\u202c \u2066x\u2069 zero\u200bwidth\u2060\ufeff\u2028end"
         self.assertEqual(clean(sneaky), "okevil x zerowidthend")
+        self.assertEqual(clean("soft\u00adhy \u200e\u200f\u061cmarks\u202a\u202d"), "softhy marks")
+
+    def test_joiners_and_emoji_tags_kept(self):
+        """Persian with ZWNJ, a ZWJ family emoji, a tag-sequence flag and an
+        emoji with a variation selector arrive exactly as typed."""
+        for text in [
+            "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian "I want"
+            "\U0001f468\u200d\U0001f469\u200d\U0001f467",  # family: man, woman, girl
+            "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",
+            "\u2764\ufe0f thanks",
+        ]:
+            self.assertEqual(clean(text), text)
+
+    def test_joiners_with_nothing_to_join_removed(self):
+        """Joiners at the ends of a line join nothing; a line of them alone is blank."""
+        self.assertEqual(clean("\u200dhi\u200c"), "hi")
+        self.assertEqual(clean("\u200d\ufe0f\U000e0067\u200c"), "")
 
 
 class NameTests(unittest.TestCase):
