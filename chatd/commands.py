@@ -15,6 +15,7 @@ import re
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from chatd.journal import MAX_SHOWN, parse_count
 from chatd.room import PermissionDenied, RoomError
 from chatd.text import error, notice
 
@@ -59,6 +60,7 @@ ADMIN_HELP = [
     "  /bans                list bans",
     "  /mute NAME [DURATION]  NAME may read but not speak",
     "  /unmute NAME         lift a mute",
+    f"  /modlog [N]          the last N moderation actions (20; at most {MAX_SHOWN})",
 ]
 
 
@@ -119,10 +121,10 @@ class Commands:
         if not self.member.admin:
             raise PermissionDenied()
 
-    def cmd_kick(self, arg: str) -> None:
+    def cmd_kick(self, arg: str) -> defer.Deferred:
         self._admin_only()
         name, reason = (arg.split(None, 1) + ["", ""])[:2]
-        self.room.kick(self.member, name, reason.strip())
+        return self.room.kick(self.member, name, reason.strip())
 
     def cmd_ban(self, arg: str) -> defer.Deferred:
         self._admin_only()
@@ -138,7 +140,7 @@ class Commands:
             raise RoomError("usage: /ban [-ip] NAME [DURATION] [REASON]")
         return self.room.ban(self.member, name, " ".join(words), duration, address)
 
-    def cmd_mute(self, arg: str) -> None:
+    def cmd_mute(self, arg: str) -> defer.Deferred:
         self._admin_only()
         words = arg.split()
         if not words:
@@ -148,13 +150,13 @@ class Commands:
             duration = parse_duration(words[1])
             if duration is None:
                 raise RoomError("usage: /mute NAME [DURATION], DURATION like 30s, 10m, 2h, 7d")
-        self.room.mute(self.member, words[0], duration)
+        return self.room.mute(self.member, words[0], duration)
 
-    def cmd_unmute(self, arg: str) -> None:
+    def cmd_unmute(self, arg: str) -> defer.Deferred:
         self._admin_only()
         if not arg:
             raise RoomError("usage: /unmute NAME")
-        self.room.unmute(self.member, arg.split()[0])
+        return self.room.unmute(self.member, arg.split()[0])
 
     def cmd_unban(self, arg: str) -> defer.Deferred:
         self._admin_only()
@@ -164,3 +166,11 @@ class Commands:
 
     def cmd_bans(self, arg: str) -> None:
         self.reply(*self.room.ban_lines(self.member))
+
+    def cmd_modlog(self, arg: str) -> defer.Deferred:
+        self._admin_only()
+        count = parse_count(arg)
+        if count is None:
+            raise RoomError("usage: /modlog [N]")
+        d = self.room.modlog_lines(self.member, count)
+        return d.addCallback(lambda lines: self.reply(*lines))

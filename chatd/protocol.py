@@ -113,10 +113,10 @@ class ChatProtocol(Commands, LineReceiver):
         log.info("send queue exceeded for {name} from {host}",
                  name=self.member.name if self.member else None, host=self.host)
         member, self.member = self.member, None
-        if member is not None:
-            self.room.leave(member, cause="send queue exceeded")
         self._closing = True
-        self.transport.abortConnection()
+        self.transport.abortConnection()  # at once: memory first, the room after
+        if member is not None:
+            self.room.server_leave(member, "send queue exceeded")
 
     def resumeProducing(self) -> None:
         """The transport's write buffer is empty (IPullProducer), or, on
@@ -277,7 +277,7 @@ class ChatProtocol(Commands, LineReceiver):
         elif self.member is not None:
             log.info("{name} kicked for flooding from {host}", name=self.member.name,
                      host=self.host)
-            self.room.expel(self.member, "kicked by server", "flooding")
+            self.room.server_kick(self.member, "flooding")
         else:
             log.info("flooding connection from {host} closed", host=self.host)
             self._close(error("you were kicked by server: flooding"))

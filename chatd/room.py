@@ -16,7 +16,6 @@ keeps private lines and broadcasts in the order they happened.
 from __future__ import annotations
 
 import bisect
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -25,6 +24,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import Interface
 
+from chatd.journal import SERVER, Entry
+from chatd.journal import timestamp as _timestamp
 from chatd.store import Ban, BanStore
 from chatd.text import NAME_RULE, encode, error, name_key, notice, valid_name
 
@@ -126,6 +127,7 @@ class Room:
         self._clock = clock
         self._now = wall_clock or clock.seconds
         self._bans = bans
+        self._journal = bans.journal
         self._is_admin_name = is_admin_name
         self._members: dict[str, Member] = {}
         self._order: list[str] = []  # member keys, sorted, for /who
@@ -255,22 +257,70 @@ class Room:
             raise NotAllowed(f"you cannot {verb} an admin")
         return target
 
-    def kick(self, admin: Member, name: str, reason: str = "") -> None:
+    def _journaled(self, entry: Entry, then: Callable[[], object]) -> defer.Deferred:
+        """Write entry to the journal, then call then() (even if the write failed)."""
+        return self._journal.record(entry).addCallback(lambda _: then())
+
+    def kick(self, admin: Member, name: str, reason: str = "") -> defer.Deferred:
+        """Kick name once the journal has it; fires when done."""
         target = self._target(admin, name, "kick")
         if target is None:
             raise NoSuchUser(f"no such user: {name}")
-        self.expel(target, f"kicked by {admin.name}", reason)
-        log.info(
-            "{admin} kicked {target} ({reason})",
-            admin=admin.name, target=target.name, reason=reason,
-        )
+
+        def kicked():
+            if self._members.get(target.key) is not target:
+                raise NoSuchUser(f"no such user: {name}")  # left meanwhile
+            self.expel(target, f"kicked by {admin.name}", reason)
+            log.info(
+                "{admin} kicked {target} ({reason})",
+                admin=admin.name, target=target.name, reason=reason,
+            )
+
+        entry = Entry(self._now(), "kick", admin.name, target.name, reason)
+        return self._journaled(entry, kicked)
 
     def expel(self, target: Member, what: str, reason: str) -> None:
         """Tell target they were {what}, disconnect them, and tell the room."""
+        self._cut(target, what, reason)
+        self._broadcast(notice(_with_reason(f"{target.name} was {what}", reason)))
+
+    def _cut(self, target: Member, what: str, reason: str) -> None:
         self.send(target, error(_with_reason(f"you were {what}", reason)))
         self._remove(target)
         target.client.disconnect()
-        self._broadcast(notice(_with_reason(f"{target.name} was {what}", reason)))
+
+    def server_kick(self, target: Member, reason: str) -> defer.Deferred:
+        """The server kicks target (flooding): told and disconnected now,
+        the room told once the journal has it.
+
+        Unlike an admin's kick, the person is cut off before the journal
+        write, so that not one more of their lines is handled while the
+        disk works; the room's `* NAME was kicked by server: REASON` still
+        waits for the commit, like every moderation announcement.
+        """
+        what = f"kicked by {SERVER}"
+        self._cut(target, what, reason)
+        return self._journaled(
+            Entry(self._now(), "kick", SERVER, target.name, reason),
+            lambda: self._broadcast(
+                notice(_with_reason(f"{target.name} was {what}", reason))))
+
+    def server_leave(self, member: Member, cause: str) -> defer.Deferred:
+        """The server dropped member for cause ("send queue exceeded",
+        "idle timeout"); the room gets `* NAME left (CAUSE)` once journaled.
+
+        The front end cuts the connection first and calls this at once
+        (a client that does not read is aborted at once to protect memory;
+        a timed-out one is told and closed): member leaves the room now, and
+        only the announcement waits for the journal's commit.  Calling it for
+        someone who is no longer in the room does nothing.
+        """
+        if not self._remove(member):
+            return defer.succeed(None)
+        log.info("{name} left {cause}", name=member.name, cause=cause)
+        return self._journaled(
+            Entry(self._now(), "disconnect", SERVER, member.name, cause),
+            lambda: self._broadcast(notice(f"{member.name} left ({cause})")))
 
     def ban(
         self, admin: Member, name: str, reason: str = "",
@@ -315,9 +365,10 @@ class Room:
                     if member.address == host and not member.admin:
                         self.expel(member, what, reason)
 
+        entry = Entry(now, "ban", admin.name, name, reason, expires, host)
         d = self._bans.add(ban)
         d.addBoth(lambda result: (self._banning.discard(key), result)[1])
-        return d.addCallback(banned)
+        return d.addCallback(lambda _: self._journaled(entry, lambda: banned(None)))
 
     def unban(self, admin: Member, name: str) -> defer.Deferred:
         if not admin.admin:
@@ -326,8 +377,12 @@ class Room:
             raise NoSuchUser(f"{name} is not banned")
 
         def lifted(ban):
+            shown = ban.name if ban else name
             log.info("{admin} unbanned {target}", admin=admin.name, target=name)
-            self._broadcast(notice(f"{ban.name if ban else name} was unbanned by {admin.name}"))
+            return self._journaled(
+                Entry(self._now(), "unban", admin.name, shown,
+                      address=ban.address if ban else None),
+                lambda: self._broadcast(notice(f"{shown} was unbanned by {admin.name}")))
 
         return self._bans.remove(name).addCallback(lifted)
 
@@ -347,24 +402,49 @@ class Room:
             lines.append(notice(_with_reason(text, ban.reason)))
         return lines
 
-    def mute(self, admin: Member, name: str, duration: float | None = None) -> None:
+    def mute(self, admin: Member, name: str, duration: float | None = None) -> defer.Deferred:
+        """Mute name once the journal has it; fires when done."""
         target = self._target(admin, name, "mute")
         if target is None:
             raise NoSuchUser(f"no such user: {name}")
-        self._mutes[target.key] = None if duration is None else self._now() + duration
+        now = self._now()
+        until = None if duration is None else now + duration
         what = f"{target.name} was muted by {admin.name}"
         if duration is not None:
             what += f" for {format_duration(duration)}"
-        self._broadcast(notice(what))
-        log.info("{admin} muted {target}", admin=admin.name, target=target.name)
 
-    def unmute(self, admin: Member, name: str) -> None:
+        def muted():
+            self._mutes[target.key] = until
+            self._broadcast(notice(what))
+            log.info("{admin} muted {target}", admin=admin.name, target=target.name)
+
+        return self._journaled(Entry(now, "mute", admin.name, target.name, expires=until),
+                               muted)
+
+    def unmute(self, admin: Member, name: str) -> defer.Deferred:
+        """Lift name's mute once the journal has it; fires when done."""
         if not admin.admin:
             raise PermissionDenied()
-        target = self.get(name)
-        if self._mutes.pop(name_key(name), False) is False:
+        if name_key(name) not in self._mutes:
             raise NotAllowed(f"{name} is not muted")
-        self._broadcast(notice(f"{target.name if target else name} was unmuted by {admin.name}"))
+        target = self.get(name)
+        shown = target.name if target else name
+
+        def unmuted():
+            self._mutes.pop(name_key(name), None)
+            self._broadcast(notice(f"{shown} was unmuted by {admin.name}"))
+
+        return self._journaled(Entry(self._now(), "unmute", admin.name, shown), unmuted)
+
+    def modlog_lines(self, admin: Member, count: int) -> defer.Deferred:
+        """Fires with `* ` lines for the newest count journal entries, oldest first."""
+        if not admin.admin:
+            raise PermissionDenied()
+
+        def lines(entries: list[Entry]) -> list[str]:
+            return [notice(e.line()) for e in entries] or [notice("no moderation entries")]
+
+        return self._journal.last(count).addCallback(lines)
 
     def shutdown(self, text: str = "server shutting down") -> None:
         """Tell everyone the server is going, and let them go."""
@@ -426,7 +506,3 @@ class Room:
                     member.client.disconnect()
                 except Exception:
                     log.failure("disconnecting {name} failed", name=member.name)
-
-
-def _timestamp(seconds: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(seconds))

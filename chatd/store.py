@@ -18,6 +18,7 @@ from pathlib import Path
 from twisted.enterprise import adbapi
 from twisted.internet import defer
 
+from chatd.journal import Journal, prune
 from chatd.text import name_key
 
 # Schema versions, kept in PRAGMA user_version.  Append; never edit.
@@ -34,6 +35,19 @@ MIGRATIONS = [
     """,
     # 2: a ban may also cover the address the user was connected from.
     "ALTER TABLE bans ADD COLUMN address TEXT",
+    # 3: the moderation journal (chatd.journal), newest rows by id.
+    """
+    CREATE TABLE modlog (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,            -- seconds since the epoch
+        action TEXT NOT NULL,        -- kick, ban, unban, mute, unmute, disconnect
+        actor TEXT NOT NULL,         -- the admin, or 'server'
+        target TEXT NOT NULL,
+        reason TEXT NOT NULL,        -- the admin's reason or the server's cause
+        expires REAL,                -- timed bans and mutes; NULL otherwise
+        address TEXT                 -- a ban's address, if it has one
+    )
+    """,
 ]
 
 
@@ -85,12 +99,17 @@ Runner = Callable[[Callable[[sqlite3.Connection], object]], defer.Deferred]
 
 
 class BanStore:
-    """The ban list.  `run(fn)` calls fn(connection) and commits, as a Deferred."""
+    """The ban list.  `run(fn)` calls fn(connection) and commits, as a Deferred.
+
+    The moderation journal lives in the same database and goes through the
+    same runner (one pool, one writer on the file): `store.journal`.
+    """
 
     def __init__(self, run: Runner, bans: dict[str, Ban], close=lambda: None):
         self._run = run
         self._bans = bans
         self._close = close
+        self.journal = Journal(run)
 
     @classmethod
     def open(cls, path: Path, now: float | None = None) -> BanStore:
@@ -102,6 +121,7 @@ class BanStore:
         try:
             migrate(conn)
             bans = load_bans(conn, time.time() if now is None else now)
+            prune(conn)
         finally:
             conn.close()
         pool = adbapi.ConnectionPool(

@@ -70,14 +70,14 @@ class ProtocolHarness:
     """
 
     def __init__(self, tmp_path, admins: dict[str, str] | None = None,
-                 motd: str = "", **limits):
+                 motd: str = "", bans: BanStore | None = None, **limits):
         self.clock = task.Clock()
         self.admin_file = AdminFile(tmp_path / "admins")
         for name, password in (admins or {}).items():
             entries = dict(self.admin_file._load())
             entries[name.lower()] = (name, hash_password(password, **FAST))
             self.admin_file._write(entries)
-        self.bans = BanStore.in_memory()
+        self.bans = bans or BanStore.in_memory()
         self.room = Room(self.clock, self.bans, self.admin_file.is_admin,
                          name="testroom", motd=motd)
         self.factory = ChatFactory(self.room, make_portal(self.admin_file, run_inline),

@@ -155,6 +155,29 @@ class TwistdTests(unittest.TestCase):
         self.assertTrue(again.closed())
         self.stop(proc)
 
+    def test_modlog_survives_restart(self):
+        """An admin's ban and kick are listed by /modlog after the daemon restarts."""
+        proc, out = self.start()
+        password = re.search(r"name: admin\s+password: (\S+)", out.read_text()).group(1)
+        admin = login(self.port, "admin", password)
+        bob, carol = login(self.port, "bob"), login(self.port, "carol")
+        admin.say("/kick bob be nice")
+        self.assertEqual(bob.until("!"), "! you were kicked by admin: be nice")
+        admin.say("/ban carol 2h spam")
+        self.assertEqual(carol.until("!"), "! you were banned by admin for 2h: spam")
+        admin.say("/modlog")
+        before = [admin.until("* 2"), admin.until("* 2")]
+        self.stop(proc)
+
+        proc, _ = self.start(log="second.log")
+        admin = login(self.port, "admin", password)
+        admin.say("/modlog 5")
+        after = [admin.until("* 2"), admin.until("* 2")]
+        self.assertEqual(after, before)
+        self.assertRegex(after[0], r"^\* [-0-9]{10} [:0-9]{8}Z kick bob by admin: be nice$")
+        self.assertRegex(after[1], r"^\* \S+ \S+ ban carol by admin until \S+ \S+: spam$")
+        self.stop(proc)
+
     def test_port_in_use(self):
         """A port that cannot be bound stops startup with one clear line and exit 1."""
         blocker = socket.socket()
