@@ -75,6 +75,11 @@ class AdminFile:
             self._stamp, self._hashes = stamp, hashes
         return self._hashes
 
+    def reread(self) -> list[str]:
+        """Read the file again even if it looks unchanged (on reload); the names."""
+        self._stamp = None
+        return self.names()
+
     def names(self) -> list[str]:
         return sorted((name for name, _ in self._load().values()), key=str.lower)
 

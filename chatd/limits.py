@@ -2,6 +2,8 @@
 
 Each takes an IReactorTime, so tests advance a task.Clock instead of
 sleeping, and each keeps a bounded amount of state whatever a client does.
+They read their limits from the one shared Limits object at each use, never
+a copy, so a reload (chatd.reload) applies to every connection at once.
 """
 
 from __future__ import annotations
@@ -10,23 +12,26 @@ from collections import OrderedDict, deque
 
 from twisted.internet.interfaces import IReactorTime
 
+from chatd.config import Limits
+
 
 class TokenBucket:
-    """Up to `burst` events at once, then `rate` per second."""
+    """Up to `limits.flood_burst` events at once, then `limits.flood_rate` per second."""
 
-    __slots__ = ("_clock", "_burst", "_rate", "_tokens", "_stamp")
+    __slots__ = ("_clock", "_limits", "_tokens", "_stamp")
 
-    def __init__(self, clock: IReactorTime, burst: int, rate: float):
+    def __init__(self, clock: IReactorTime, limits: Limits):
         self._clock = clock
-        self._burst = burst
-        self._rate = rate
-        self._tokens = float(burst)
+        self._limits = limits
+        self._tokens = float(limits.flood_burst)
         self._stamp = clock.seconds()
 
     def take(self) -> bool:
         """Spend one token if there is one; False means over the limit."""
         now = self._clock.seconds()
-        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        limits = self._limits
+        self._tokens = min(limits.flood_burst,
+                           self._tokens + (now - self._stamp) * limits.flood_rate)
         self._stamp = now
         if self._tokens >= 1:
             self._tokens -= 1
@@ -35,24 +40,29 @@ class TokenBucket:
 
 
 class Recent:
-    """How many events happened in the last `window` seconds (at most limit+1 kept)."""
+    """How many events happened in the last `window` seconds.
 
-    __slots__ = ("_clock", "_window", "_times")
+    The limit and window are given at each call (they may change on reload);
+    at most limit+1 times are kept, which is all a limit check needs.
+    """
 
-    def __init__(self, clock: IReactorTime, limit: int, window: float):
+    __slots__ = ("_clock", "_times")
+
+    def __init__(self, clock: IReactorTime):
         self._clock = clock
-        self._window = window
-        self._times: deque[float] = deque(maxlen=limit + 1)
+        self._times: deque[float] = deque()
 
-    def add(self) -> int:
+    def add(self, limit: int, window: float) -> int:
         """Record an event now; return how many fall within the window."""
         self._times.append(self._clock.seconds())
-        return self.count()
+        while len(self._times) > limit + 1:
+            self._times.popleft()
+        return self.count(window)
 
-    def count(self) -> int:
+    def count(self, window: float) -> int:
         """How many events fall within the window now."""
         now = self._clock.seconds()
-        while self._times and self._times[0] <= now - self._window:
+        while self._times and self._times[0] <= now - window:
             self._times.popleft()
         return len(self._times)
 
@@ -60,17 +70,15 @@ class Recent:
 class LoginFailures:
     """Wrong admin passwords per address, and which addresses are shut out.
 
-    After `limit` failures within `window` seconds an address is refused for
-    `window` seconds from its last failure.  At most `max_addresses` are
-    remembered (the oldest are forgotten first), so a spray of addresses
-    cannot grow memory without bound.
+    After `limits.login_failures` failures within `limits.login_failure_window`
+    seconds an address is refused for that window from its last failure.  At
+    most `max_addresses` are remembered (the oldest are forgotten first), so a
+    spray of addresses cannot grow memory without bound.
     """
 
-    def __init__(self, clock: IReactorTime, limit: int, window: float,
-                 max_addresses: int = 10000):
+    def __init__(self, clock: IReactorTime, limits: Limits, max_addresses: int = 10000):
         self._clock = clock
-        self._limit = limit
-        self._window = window
+        self._limits = limits
         self._max = max_addresses
         self._recent: OrderedDict[str, Recent] = OrderedDict()
         self._blocked_until: OrderedDict[str, float] = OrderedDict()
@@ -82,9 +90,11 @@ class LoginFailures:
         Checks under way count as failures to come, so guessing on many
         connections at once gets no more tries than guessing one by one.
         """
+        limits = self._limits
         recent = self._recent.get(address)
-        tried = (recent.count() if recent else 0) + self._checking.get(address, 0)
-        if self.blocked(address) or tried >= self._limit:
+        tried = ((recent.count(limits.login_failure_window) if recent else 0)
+                 + self._checking.get(address, 0))
+        if self.blocked(address) or tried >= limits.login_failures:
             return False
         self._checking[address] = self._checking.get(address, 0) + 1
         return True
@@ -107,15 +117,15 @@ class LoginFailures:
 
     def failed(self, address: str) -> bool:
         """Record a failure; True if the address is now shut out."""
-        recent = self._recent.pop(address, None) or Recent(
-            self._clock, self._limit, self._window)
+        limit, window = self._limits.login_failures, self._limits.login_failure_window
+        recent = self._recent.pop(address, None) or Recent(self._clock)
         self._recent[address] = recent
         if len(self._recent) > self._max:
             self._recent.popitem(last=False)
-        if recent.add() < self._limit:
+        if recent.add(limit, window) < limit:
             return False
         self._blocked_until.pop(address, None)
-        self._blocked_until[address] = self._clock.seconds() + self._window
+        self._blocked_until[address] = self._clock.seconds() + window
         if len(self._blocked_until) > self._max:
             self._blocked_until.popitem(last=False)
         return True

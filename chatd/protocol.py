@@ -157,9 +157,13 @@ class ChatProtocol(Commands, LineReceiver):
     def room(self) -> Room:
         return self.factory.room
 
+    @property
+    def MAX_LENGTH(self) -> int:
+        """limits.max_line, read at use so that a reload applies at once."""
+        return self.factory.limits.max_line
+
     def connectionMade(self):
         limits = self.factory.limits
-        self.MAX_LENGTH = limits.max_line
         self.host = _host(self.transport)
         handle = self.transport.getHandle() if hasattr(self.transport, "getHandle") else None
         if isinstance(handle, socket.socket) and handle.family != socket.AF_UNIX:
@@ -176,7 +180,7 @@ class ChatProtocol(Commands, LineReceiver):
             self._close(error(refusal))
             return
         self._counted = True
-        self._flood = TokenBucket(self.factory.clock, limits.flood_burst, limits.flood_rate)
+        self._flood = TokenBucket(self.factory.clock, limits)
         self._login_timer = self.factory.clock.callLater(
             limits.login_timeout, self._login_timed_out)
         self.reply(notice(f"welcome to {self.room.name}"), prompt("username"))
@@ -270,9 +274,8 @@ class ChatProtocol(Commands, LineReceiver):
             return True
         limits = self.factory.limits
         if self._refused is None:  # most people never flood: no history until then
-            self._refused = Recent(self.factory.clock, limits.flood_kick,
-                                   limits.flood_kick_window)
-        if self._refused.add() <= limits.flood_kick:
+            self._refused = Recent(self.factory.clock)
+        if self._refused.add(limits.flood_kick, limits.flood_kick_window) <= limits.flood_kick:
             self.reply(error("slow down"))
         elif self.member is not None:
             log.info("{name} kicked for flooding from {host}", name=self.member.name,
@@ -397,8 +400,7 @@ class ChatProtocol(Commands, LineReceiver):
         self._state = "chat"
         self._stop_login_timer()
         # Login lines had their own bucket; the room starts with a full one.
-        limits = self.factory.limits
-        self._flood = TokenBucket(self.factory.clock, limits.flood_burst, limits.flood_rate)
+        self._flood = TokenBucket(self.factory.clock, self.factory.limits)
 
 
     def _internal_error(self, failure) -> None:
@@ -435,8 +437,7 @@ class ChatFactory(ServerFactory):
         self.clock = clock
         self.connections: set[ChatProtocol] = set()
         self.per_host: dict[str, int] = {}
-        self.failures = LoginFailures(clock, self.limits.login_failures,
-                                      self.limits.login_failure_window)
+        self.failures = LoginFailures(clock, self.limits)
         self._all_closed: list[defer.Deferred] = []
 
     def admit(self, conn: ChatProtocol) -> str | None:

@@ -22,8 +22,10 @@ from twisted.python.failure import Failure
 from chatd import config
 from chatd.auth import AdminFile, ensure_first_admin, make_portal
 from chatd.protocol import ChatFactory
+from chatd.reload import ReloadService
 from chatd.room import Room
 from chatd.store import BanStore, SchemaTooNew
+from chatd.tls import RenewableTLS, renewable_endpoint
 
 log = Logger()
 
@@ -51,15 +53,20 @@ class Options(usage.Options):
 
     opt_l = opt_listen
 
-    def postOptions(self) -> None:
-        try:
-            settings = config.load(self["config"])
-        except config.ConfigError as e:
-            raise usage.UsageError(str(e)) from e
+    def read_settings(self) -> config.Settings:
+        """The config file with the options' overrides: at start and on reload."""
+        settings = config.load(self["config"])
         if self["listen"]:
             settings.listen = list(self["listen"])
         if self["data-dir"]:
             settings.data_dir = self["data-dir"]
+        return settings
+
+    def postOptions(self) -> None:
+        try:
+            settings = self.read_settings()
+        except config.ConfigError as e:
+            raise usage.UsageError(str(e)) from e
         if not settings.listen:
             raise usage.UsageError("nothing to listen on: give --listen")
         self.settings = settings
@@ -77,6 +84,7 @@ class Listener(service.Service):
         self._factory = factory
         self._reactor = reactor
         self._port = None
+        self._tls: RenewableTLS | None = None
 
     def privilegedStartService(self) -> None:
         service.Service.privilegedStartService(self)
@@ -90,6 +98,7 @@ class Listener(service.Service):
     def _listen(self) -> None:
         try:
             endpoint = serverFromString(self._reactor, self.description)
+            endpoint, self._tls = renewable_endpoint(self._reactor, self.description, endpoint)
         except Exception as e:
             # A typo, a missing certificate file, a bad key: one clear line.
             raise ListenError(f"bad endpoint {self.description!r}: {e}") from e
@@ -107,6 +116,15 @@ class Listener(service.Service):
         log.info("chatd listening on {endpoint} ({address})",
                  endpoint=self.description,
                  address=f"{getattr(host, 'host', host)}:{getattr(host, 'port', '')}")
+
+    def reload_tls(self) -> str | None:
+        """Renew an ssl: endpoint's certificate and key for new connections.
+
+        Returns a description of the new certificate if it changed, else
+        None (also for endpoints without TLS).  Raises CertificateError,
+        keeping the certificate in use, if the files are bad.
+        """
+        return self._tls.renew() if self._tls is not None else None
 
     def stopService(self):
         service.Service.stopService(self)
@@ -183,7 +201,10 @@ def makeService(options: Options, reactor=None) -> service.MultiService:
     top = service.MultiService()
     top.setName("chatd")
     ChatService(factory, store, admins).setServiceParent(top)
-    for description in settings.listen:
-        Listener(description, factory, reactor).setServiceParent(top)
+    listeners = [Listener(description, factory, reactor) for description in settings.listen]
+    for listener in listeners:
+        listener.setServiceParent(top)
+    ReloadService(options.read_settings, settings, factory, admins, listeners,
+                  reactor).setServiceParent(top)
     _clean_exit_on_listen_error()
     return top

@@ -13,6 +13,7 @@ holding no control, format or separator character.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -85,10 +86,7 @@ class Server:
     def start(self) -> Server:
         """Start (or start again, on the same data dir) and wait until it listens."""
         self.starts += 1
-        config = self.dir / "chatd.toml"
-        lines = ["[server]", 'listen = ["tcp:0:interface=127.0.0.1"]', "[limits]"]
-        lines += [f"{key} = {value!r}" for key, value in self.limits.items()]
-        config.write_text("\n".join(lines) + "\n")
+        config = self.write_config()
         self.out = self.dir / f"out{self.starts}.log"
         self.proc = subprocess.Popen(
             [TWISTD, "--pidfile=", "-n", "chatd", "--config", str(config),
@@ -102,6 +100,15 @@ class Server:
         assert self.proc.poll() is None, self.log()
         self.port = int(found.group(1))
         return self
+
+    def write_config(self, motd: str = "") -> Path:
+        """Write chatd.toml from self.limits (and motd); the next start or reload reads it."""
+        config = self.dir / "chatd.toml"
+        lines = ["[server]", 'listen = ["tcp:0:interface=127.0.0.1"]',
+                 f"motd = {json.dumps(motd)}", "[limits]"]
+        lines += [f"{key} = {value!r}" for key, value in self.limits.items()]
+        config.write_text("\n".join(lines) + "\n")
+        return config
 
     def log(self) -> str:
         return self.out.read_text(errors="replace")

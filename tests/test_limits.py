@@ -5,6 +5,7 @@ from pathlib import Path
 from twisted.internet import task
 from twisted.trial import unittest
 
+from chatd.config import Limits
 from chatd.limits import LoginFailures, TokenBucket
 from tests.helpers import ProtocolHarness
 
@@ -369,7 +370,7 @@ class CounterTests(unittest.TestCase):
     def test_token_bucket_refills(self):
         """The bucket allows its burst, then refills at its rate, never above the burst."""
         clock = task.Clock()
-        bucket = TokenBucket(clock, burst=3, rate=1.0)
+        bucket = TokenBucket(clock, Limits(flood_burst=3, flood_rate=1.0))
         self.assertEqual([bucket.take() for _ in range(4)], [True, True, True, False])
         clock.advance(100)
         self.assertEqual([bucket.take() for _ in range(4)], [True, True, True, False])
@@ -377,7 +378,8 @@ class CounterTests(unittest.TestCase):
     def test_login_failures_bounded(self):
         """A spray of addresses cannot grow the failure table past its cap."""
         clock = task.Clock()
-        failures = LoginFailures(clock, limit=1, window=300, max_addresses=100)
+        failures = LoginFailures(clock, Limits(login_failures=1, login_failure_window=300),
+                                 max_addresses=100)
         for i in range(1000):
             failures.failed(f"10.0.{i // 250}.{i % 250}")
         self.assertLessEqual(len(failures._recent), 100)

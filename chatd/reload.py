@@ -1,0 +1,147 @@
+"""Live reload: SIGHUP (`systemctl reload`) re-reads the config and admins files.
+
+What the room runs on is changed in place, without disconnecting anyone:
+the room's name and motd, every [limits] key (the one Limits object that
+every connection reads at use), the admin accounts, and the certificate and
+key of TLS listeners (for new connections).  Listen endpoints and the data
+directory cannot change while running: if the file changes them, the log
+says a restart is needed and the rest still applies.  A config file that
+does not load is refused whole, with one log line, and nothing changes.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from typing import Protocol
+
+from twisted.application import service
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.logger import Logger
+
+from chatd import config
+from chatd.auth import AdminFile
+from chatd.protocol import ChatFactory
+from chatd.tls import CertificateError
+
+log = Logger()
+
+# Settings that only a restart can change.
+RESTART_ONLY = ("listen", "data_dir")
+
+
+class Renewable(Protocol):
+    """A listener (chatd.tap.Listener) whose TLS certificate can be renewed."""
+
+    description: str
+
+    def reload_tls(self) -> str | None: ...
+
+
+class ReloadService(service.Service):
+    """Installs the SIGHUP handler while running; reload() does the work."""
+
+    def __init__(self, read_settings: Callable[[], config.Settings],
+                 running: config.Settings, factory: ChatFactory, admins: AdminFile,
+                 listeners: Sequence[Renewable], reactor: IReactorFromThreads):
+        self._read_settings = read_settings
+        self._running = running
+        self._factory = factory
+        self._admins = admins
+        self._listeners = listeners
+        self._reactor = reactor
+        self._admin_names: set[str] = set()
+        self._previous_handler = None
+        self._installed = False
+
+    def startService(self) -> None:
+        service.Service.startService(self)
+        self._admin_names = set(self._admins.names())
+        self._previous_handler = signal.signal(signal.SIGHUP, self._on_sighup)
+        self._installed = True
+
+    def stopService(self):
+        service.Service.stopService(self)
+        if self._installed:
+            self._installed = False
+            previous, self._previous_handler = self._previous_handler, None
+            # None: it was not set from Python, so it was the default.
+            signal.signal(signal.SIGHUP, signal.SIG_DFL if previous is None else previous)
+
+    def _on_sighup(self, signum, frame) -> None:
+        # A signal handler runs between any two bytecodes, maybe inside the
+        # reactor: do the work in the reactor's own time, as Twisted does for SIGINT.
+        self._reactor.callFromThread(self.reload)
+
+    def reload(self) -> bool:
+        """Apply the config and admins files as they are now; False if refused."""
+        try:
+            new = self._read_settings()
+        except config.ConfigError as e:
+            log.error("reload refused, still running with the previous config: {why}",
+                      why=str(e))
+            return False
+        changes = self._apply(new)
+        changes += self._reload_admins()
+        changes += self._reload_tls()
+        restart = [key for key in RESTART_ONLY
+                   if getattr(new, key) != getattr(self._running, key)]
+        if restart:
+            log.warn("reload: {keys} changed in the config file: restart chatd for that",
+                     keys=" and ".join(restart))
+        log.info("reload: {changes}", changes=", ".join(changes) or "nothing changed")
+        return True
+
+    def _apply(self, new: config.Settings) -> list[str]:
+        """Room name, motd and limits, changed in place; what changed."""
+        changes = []
+        room = self._factory.room
+        if new.room != room.name:
+            changes.append(f"room {room.name!r} -> {new.room!r}")
+            room.name = new.room
+        if new.motd != room.motd:
+            changes.append("motd changed")
+            room.motd = new.motd
+        limits = self._factory.limits
+        for f in fields(limits):
+            old, value = getattr(limits, f.name), getattr(new.limits, f.name)
+            if old != value:
+                changes.append(f"limits.{f.name} {old} -> {value}")
+                setattr(limits, f.name, value)
+        return changes
+
+    def _reload_admins(self) -> list[str]:
+        """Read the admins file even if it looks unchanged; who was added or removed."""
+        try:
+            names = set(self._admins.reread())
+        except (OSError, ValueError) as e:
+            log.error("reload: cannot read {path}: {why}", path=str(self._admins.path),
+                      why=getattr(e, "strerror", None) or str(e))
+            return []
+        before, self._admin_names = self._admin_names, names
+        changes = []
+        if names - before:
+            changes.append("admins added: " + " ".join(sorted(names - before)))
+        if before - names:
+            changes.append("admins removed: " + " ".join(sorted(before - names)))
+        # An admin whose account is gone keeps no powers, even if logged in.
+        # (A new admin who is in the room without a password stays a user.)
+        for member in self._factory.room.members:
+            if member.admin and not self._admins.is_admin(member.name):
+                member.admin = False
+                changes.append(f"{member.name} is no longer an admin")
+        return changes
+
+    def _reload_tls(self) -> list[str]:
+        changes = []
+        for listener in self._listeners:
+            try:
+                renewed = listener.reload_tls()
+            except CertificateError as e:
+                log.error("reload: {endpoint} keeps its current certificate, the files"
+                          " did not load: {why}", why=str(e), endpoint=listener.description)
+                continue
+            if renewed is not None:
+                changes.append(f"new certificate for {listener.description} ({renewed})")
+        return changes
