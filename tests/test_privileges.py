@@ -135,3 +135,15 @@ class UnprivilegedTests(unittest.TestCase):
         self.assertIn(f"chatd: {data / 'admins'} is not writable by nobody: "
                       f"chown nobody:{self.group} {data / 'admins'}", result.stdout)
 
+
+    def test_chatd_admin_as_root_keeps_the_owner(self):
+        """chatd-admin run by root leaves the admins file readable by the nobody chatd."""
+        data = self.dir / "chatd"
+        data.mkdir()
+        shutil.chown(data, USER, self.group)
+        subprocess.run([str(Path(TWISTD).parent / "chatd-admin"), "--data-dir", str(data),
+                        "add", "boss"], input="long enough password\n", text=True,
+                       check=True, capture_output=True, timeout=DEADLINE)
+        self.assertEqual((data / "admins").stat().st_uid, self.uid)
+        self.start(data)
+        login(self.port, "boss", "long enough password").close()
