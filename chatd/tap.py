@@ -20,7 +20,8 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from chatd import config, datadir
+import twisted
+from chatd import __version__, config, datadir
 from chatd.auth import AdminFile, ensure_first_admin, make_portal
 from chatd.datadir import StartError
 from chatd.protocol import ChatFactory
@@ -30,15 +31,19 @@ from chatd.store import BanStore, SchemaTooNew
 log = Logger()
 
 
+# The sample config with every key, installed with the package.
+SAMPLE_CONFIG = Path(__file__).parent / "etc" / "chatd.toml"
+
+
 class Options(usage.Options):
     synopsis = "[--listen ENDPOINT ...] [--config FILE] [--data-dir DIR]"
     longdesc = (
         "Serve one moderated chat room over a line protocol (telnet, netcat "
         "or chatd-client).  Options override the config file; see "
-        "etc/chatd.toml for every key.  Admin accounts: chatd-admin."
+        f"{SAMPLE_CONFIG} for every key.  Admin accounts: chatd-admin."
     )
     optParameters = [
-        ["config", "c", None, "TOML config file (see etc/chatd.toml)."],
+        ["config", "c", None, "TOML config file (see the sample named below)."],
         ["data-dir", "d", None,
          "Directory for the ban database and admin accounts [default: var]."],
     ]
@@ -52,6 +57,11 @@ class Options(usage.Options):
         self["listen"].append(endpoint)
 
     opt_l = opt_listen
+
+    def opt_version(self) -> None:
+        """Display chatd's version and exit."""
+        print(f"chatd {__version__} (Twisted {twisted.__version__})")
+        sys.exit(0)
 
     def postOptions(self) -> None:
         try:
