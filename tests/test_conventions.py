@@ -9,7 +9,7 @@ from twisted.trial import unittest
 
 import chatd
 from chatd.tap import SAMPLE_CONFIG, Options
-from tests.helpers_hostile import wait_for
+from tests.helpers_daemon import spawn
 from tests.test_twistd import DEADLINE, TWISTD, free_port, login
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,15 +54,8 @@ class ConventionTests(unittest.TestCase):
         directory = Path(self.mktemp()).resolve()
         directory.mkdir(parents=True)
         out, port = directory / "out.log", free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "chatd", "--listen", f"tcp:{port}:interface=127.0.0.1",
-             "--data-dir", str(directory / "var")],
-            stdout=out.open("w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=directory)
-        self.addCleanup(proc.wait, DEADLINE)
-        self.addCleanup(proc.terminate)
-        wait_for(lambda: "chatd room" in out.read_text() or proc.poll() is not None,
-                 "chatd to start")
-        self.assertIsNone(proc.poll(), out.read_text())
+        spawn(self, [sys.executable, "-m", "chatd", "--data-dir", str(directory / "var"),
+                     "--listen", f"tcp:{port}:interface=127.0.0.1"],
+              out, "chatd room", cwd=directory)
         login(port, "alice").close()
         self.assertFalse((directory / "twistd.pid").exists(), "no pidfile in the foreground")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from twisted.trial import unittest
 
+from tests.helpers_daemon import spawn
 from tests.helpers_hostile import wait_for
 from tests.test_twistd import DEADLINE, TWISTD, free_port, login
 
@@ -55,12 +56,9 @@ class FirstPasswordTests(unittest.TestCase):
         controller, terminal = os.openpty()
         self.addCleanup(os.close, controller)
         logfile = self.dir / "out.log"
-        proc = subprocess.Popen([TWISTD, "--pidfile=", "-n", *self.chatd],
-                                stdout=logfile.open("w"), stderr=terminal,
-                                stdin=subprocess.DEVNULL, cwd=self.dir)
+        spawn(self, [TWISTD, "--pidfile=", "-n", *self.chatd], logfile, "chatd room",
+              stderr=terminal, cwd=self.dir)
         os.close(terminal)
-        self.addCleanup(proc.wait, DEADLINE)
-        self.addCleanup(proc.send_signal, signal.SIGTERM)
         shown = b""
 
         def read_terminal():
@@ -71,7 +69,6 @@ class FirstPasswordTests(unittest.TestCase):
 
         wait_for(read_terminal, "the password on the terminal")
         password = shown.split(b"password: ")[1].split()[0].decode()
-        wait_for(lambda: "chatd room" in logfile.read_text(), "chatd to start")
         login(self.port, "admin", password).close()
         log = logfile.read_text()
         self.assertNotIn(password, log)

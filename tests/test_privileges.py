@@ -14,6 +14,7 @@ from pathlib import Path
 
 from twisted.trial import unittest
 
+from tests.helpers_daemon import spawn
 from tests.helpers_hostile import wait_for
 from tests.test_twistd import DEADLINE, TWISTD, free_port, login
 
@@ -41,13 +42,6 @@ class UnprivilegedTests(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.dir)
         self.dir.chmod(0o755)
         self.port = free_port()
-        self.procs: list[subprocess.Popen] = []
-
-    def tearDown(self):
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(DEADLINE)
 
     def argv(self, data: Path, *twistd_options: str) -> list[str]:
         return [TWISTD, "--pidfile=", "--uid", USER, "--gid", self.group,
@@ -57,12 +51,7 @@ class UnprivilegedTests(unittest.TestCase):
 
     def start(self, data: Path) -> Path:
         out = self.dir / "out.log"
-        proc = subprocess.Popen(self.argv(data, "-n"), stdout=out.open("w"),
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.procs.append(proc)
-        wait_for(lambda: "chatd room" in out.read_text() or proc.poll() is not None,
-                 "chatd to start")
-        self.assertIsNone(proc.poll(), out.read_text())
+        spawn(self, self.argv(data, "-n"), out, "chatd room")
         return out
 
     def admin_logs_in_and_bans(self, data: Path) -> None:
@@ -107,6 +96,17 @@ class UnprivilegedTests(unittest.TestCase):
         self.assertIn(f"chatd: data directory {data} is not writable by nobody: give it to"
                       f" them with: install -d -o nobody -g {self.group} {data}", lines[0])
         self.assertEqual(os.listdir(data), [], "nothing was created as root")
+
+    def test_uncreatable_dir_refused_at_start(self):
+        """A data dir nobody cannot create (its parent is root's) stops chatd with one line."""
+        data = self.dir / "srv" / "chatd"
+        result = subprocess.run(self.argv(data, "-n"), capture_output=True, text=True,
+                                timeout=DEADLINE)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn(f"chatd: cannot create data directory {data} as nobody: Permission"
+                      f" denied; create it with: install -d -o nobody -g {self.group} {data}",
+                      result.stdout)
+        self.assertNotIn("Traceback", result.stdout + result.stderr)
 
     def test_root_owned_dir_refused_in_daemon_mode(self):
         """Daemonized, the operator's terminal shows why, the log has one line, status 1."""

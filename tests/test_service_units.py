@@ -14,8 +14,8 @@ from pathlib import Path
 
 from twisted.trial import unittest
 
-from tests.helpers_hostile import wait_for
-from tests.test_twistd import DEADLINE, free_port, login
+from tests.helpers_daemon import spawn
+from tests.test_twistd import free_port, login
 
 ROOT = Path(__file__).resolve().parent.parent
 ETC = ROOT / "etc"
@@ -77,14 +77,8 @@ class ServiceUnitTests(unittest.TestCase):
         out = directory / "out.log"
         # systemd names every socket it passes (LISTEN_FDNAMES, by default
         # the socket unit's name); Twisted adopts nothing without the names.
-        proc = subprocess.Popen(
-            [activate, "--fdname=chatd.socket", "-l", f"127.0.0.1:{port}", *argv],
-            stdout=out.open("w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=directory)
-        self.addCleanup(proc.wait, DEADLINE)
-        self.addCleanup(proc.terminate)
-        wait_for(lambda: "Listening on" in out.read_text() or proc.poll() is not None,
-                 "the socket")
+        spawn(self, [activate, "--fdname=chatd.socket", "-l", f"127.0.0.1:{port}", *argv],
+              out, "Listening on", cwd=directory)
         # The socket is listening before chatd runs: the first client starts it.
         alice = login(port, "alice")
         bob = login(port, "bob")
