@@ -23,6 +23,9 @@ from zope.interface import Interface, implementer
 from chatd.text import name_key, valid_name
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+# The account a first run creates, and where its password waits (not in a log).
+FIRST_ADMIN = "admin"
+INITIAL_PASSWORD_FILE = "initial-admin-password"
 
 
 def hash_password(password: str, n: int = SCRYPT_N, r: int = SCRYPT_R,
@@ -90,19 +93,40 @@ class AdminFile:
         entry = self._load().get(name_key(name))
         return entry[1] if entry else None
 
+    @property
+    def initial_password_path(self) -> Path:
+        """Where a first run leaves the password of FIRST_ADMIN when no terminal shows it."""
+        return self.path.with_name(INITIAL_PASSWORD_FILE)
+
     def set_password(self, name: str, password: str) -> None:
         if not valid_name(name):
             raise ValueError(f"invalid admin name: {name!r}")
         entries = dict(self._load())
         entries[name_key(name)] = (name, hash_password(password))
         self._write(entries)
+        self._forget_initial_password(name)
 
     def remove(self, name: str) -> bool:
         entries = dict(self._load())
         if entries.pop(name_key(name), None) is None:
             return False
         self._write(entries)
+        self._forget_initial_password(name)
         return True
+
+    def _forget_initial_password(self, name: str) -> None:
+        """The first-run password is spent once FIRST_ADMIN's changes: delete its file."""
+        if name_key(name) == name_key(FIRST_ADMIN):
+            self.initial_password_path.unlink(missing_ok=True)
+
+    def save_initial_password(self, password: str) -> Path:
+        """Write FIRST_ADMIN's first-run password to its file, readable by its owner only."""
+        path = self.initial_password_path
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(password + "\n")
+        return path
 
     def _write(self, entries: dict[str, tuple[str, str]]) -> None:
         """Replace the file atomically; it is never readable by others."""
@@ -115,6 +139,11 @@ class AdminFile:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o600)
+        if os.geteuid() == 0:
+            # chatd-admin run by root for a chatd that runs as its own user:
+            # the file keeps the data directory's owner, or chatd could not read it.
+            owner = self.path.parent.stat()
+            os.chown(tmp, owner.st_uid, owner.st_gid)
         os.replace(tmp, self.path)
         self._stamp = None
 
@@ -124,7 +153,7 @@ def ensure_first_admin(admins: AdminFile) -> str | None:
     if admins.names():
         return None
     password = secrets.token_urlsafe(12)
-    admins.set_password("admin", password)
+    admins.set_password(FIRST_ADMIN, password)
     return password
 
 

@@ -98,6 +98,10 @@ def load_bans(conn: sqlite3.Connection, now: float) -> dict[str, Ban]:
 Runner = Callable[[Callable[[sqlite3.Connection], object]], defer.Deferred]
 
 
+def _not_open(fn: Callable[[sqlite3.Connection], object]) -> defer.Deferred:
+    return defer.fail(RuntimeError("the ban database is not open yet"))
+
+
 class BanStore:
     """The ban list.  `run(fn)` calls fn(connection) and commits, as a Deferred.
 
@@ -109,11 +113,27 @@ class BanStore:
         self._run = run
         self._bans = bans
         self._close = close
-        self.journal = Journal(run)
+        # Through self._run at each call: open_file replaces the runner.
+        self.journal = Journal(lambda fn: self._run(fn))
 
     @classmethod
     def open(cls, path: Path, now: float | None = None) -> BanStore:
-        """Open (creating or migrating) the database; reads happen here, once.
+        """Open (creating or migrating) the database; reads happen here, once."""
+        store = cls.unopened()
+        store.open_file(path, now)
+        return store
+
+    @classmethod
+    def unopened(cls) -> BanStore:
+        """An empty store that refuses changes until `open_file`.
+
+        The daemon builds its room before twistd drops privileges but opens
+        the database only after, so the file belongs to the user chatd runs as.
+        """
+        return cls(_not_open, {})
+
+    def open_file(self, path: Path, now: float | None = None) -> None:
+        """Open (creating or migrating) the database at path and load its bans.
 
         This runs before the reactor starts, so it may block.
         """
@@ -127,7 +147,7 @@ class BanStore:
         pool = adbapi.ConnectionPool(
             "sqlite3", str(path), check_same_thread=False, cp_min=1, cp_max=1
         )
-        return cls(pool.runWithConnection, bans, pool.close)
+        self._run, self._bans, self._close = pool.runWithConnection, bans, pool.close
 
     @classmethod
     def in_memory(cls, conn: sqlite3.Connection | None = None) -> BanStore:

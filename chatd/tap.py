@@ -7,6 +7,7 @@ one listener per endpoint string.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -19,8 +20,10 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from chatd import config
+import twisted
+from chatd import __version__, config, datadir
 from chatd.auth import AdminFile, ensure_first_admin, make_portal
+from chatd.datadir import StartError
 from chatd.protocol import ChatFactory
 from chatd.reload import ReloadService
 from chatd.room import Room
@@ -30,15 +33,19 @@ from chatd.tls import RenewableTLS, renewable_endpoint
 log = Logger()
 
 
+# The sample config with every key, installed with the package.
+SAMPLE_CONFIG = Path(__file__).parent / "etc" / "chatd.toml"
+
+
 class Options(usage.Options):
     synopsis = "[--listen ENDPOINT ...] [--config FILE] [--data-dir DIR]"
     longdesc = (
         "Serve one moderated chat room over a line protocol (telnet, netcat "
         "or chatd-client).  Options override the config file; see "
-        "etc/chatd.toml for every key.  Admin accounts: chatd-admin."
+        f"{SAMPLE_CONFIG} for every key.  Admin accounts: chatd-admin."
     )
     optParameters = [
-        ["config", "c", None, "TOML config file (see etc/chatd.toml)."],
+        ["config", "c", None, "TOML config file (see the sample named below)."],
         ["data-dir", "d", None,
          "Directory for the ban database and admin accounts [default: var]."],
     ]
@@ -52,6 +59,11 @@ class Options(usage.Options):
         self["listen"].append(endpoint)
 
     opt_l = opt_listen
+
+    def opt_version(self) -> None:
+        """Display chatd's version and exit."""
+        print(f"chatd {__version__} (Twisted {twisted.__version__})")
+        sys.exit(0)
 
     def read_settings(self) -> config.Settings:
         """The config file with the options' overrides: at start and on reload."""
@@ -134,28 +146,30 @@ class Listener(service.Service):
 
 
 class ChatService(service.Service):
-    """The room's lifetime: first-run admin, and a polite shutdown."""
+    """The room's lifetime: its data files, the first-run admin, a polite shutdown."""
 
     def __init__(self, factory: ChatFactory, store: BanStore, admins: AdminFile):
         self.factory = factory
         self._store = store
         self._admins = admins
 
-    def privilegedStartService(self) -> None:
-        """Runs before any listener binds, so no one can log in before the admin exists."""
-        service.Service.privilegedStartService(self)
+    def startService(self) -> None:
+        """Open the data files, as the user twistd has dropped to.
+
+        Listeners have bound (in privilegedStartService) but the reactor does
+        not run yet, so no one can log in before the admin exists.
+        """
+        service.Service.startService(self)
+        data_dir = self._admins.path.parent
+        datadir.prepare(data_dir)
         password = ensure_first_admin(self._admins)
         if password is not None:
-            log.warn(
-                "\n\n    No admin accounts existed, so chatd created one:\n"
-                "        name: admin    password: {password}\n"
-                "    This is the only time the password is shown.  Change it"
-                " with:\n        chatd-admin --data-dir {data_dir} add admin\n",
-                password=password, data_dir=str(self._admins.path.parent),
-            )
-
-    def startService(self) -> None:
-        service.Service.startService(self)
+            datadir.hand_over_first_password(self._admins, password)
+        path = data_dir / "chatd.sqlite3"
+        try:
+            self._store.open_file(path)
+        except (SchemaTooNew, sqlite3.Error) as e:
+            raise StartError(f"cannot open {path}: {e}") from e
         log.info("chatd room {room} started", room=self.factory.room.name)
 
     def stopService(self):
@@ -167,14 +181,18 @@ class ChatService(service.Service):
         return d
 
 
-def _clean_exit_on_listen_error() -> None:
-    """Under `twistd -n` a ListenError would print a traceback: say it plainly."""
+def _clean_exit_on_start_error() -> None:
+    """Under `twistd -n` a ListenError or StartError would print a traceback: say it plainly.
+
+    In daemon mode twistd's parent also prints the start of the message
+    (from its status pipe) and exits with status 1.
+    """
     previous = sys.excepthook
     if getattr(previous, "chatd", False):
         return  # installed already (makeService called again, as in tests)
 
     def hook(kind, value, tb):
-        if issubclass(kind, ListenError):
+        if issubclass(kind, (ListenError, StartError)):
             print(f"chatd: {value}", file=sys.stderr)
         else:
             previous(kind, value, tb)
@@ -187,13 +205,10 @@ def makeService(options: Options, reactor=None) -> service.MultiService:
     if reactor is None:
         from twisted.internet import reactor
     settings = options.settings
-    data_dir = Path(settings.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    admins = AdminFile(data_dir / "admins")
-    try:
-        store = BanStore.open(data_dir / "chatd.sqlite3")
-    except SchemaTooNew as e:
-        raise usage.UsageError(str(e)) from e
+    # Nothing in the data directory is touched here: makeService runs as
+    # root, before twistd drops privileges.  ChatService.startService opens it.
+    admins = AdminFile(Path(settings.data_dir) / "admins")
+    store = BanStore.unopened()
     room = Room(reactor, store, admins.is_admin, name=settings.room,
                 motd=settings.motd, wall_clock=time.time)
     factory = ChatFactory(room, make_portal(admins), settings.limits, reactor)
@@ -206,5 +221,5 @@ def makeService(options: Options, reactor=None) -> service.MultiService:
         listener.setServiceParent(top)
     ReloadService(options.read_settings, settings, factory, admins, listeners,
                   reactor).setServiceParent(top)
-    _clean_exit_on_listen_error()
+    _clean_exit_on_start_error()
     return top

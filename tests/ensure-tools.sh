@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Install the programs the test suite drives (tmux for the terminal client
-# tests, openssl for test certificates) when they are missing.  Debian
-# package names; needs root or passwordless sudo, as on the project's
-# machines.  Prints nothing when everything is there.
+# tests, openssl for test certificates, systemd's tools for the service
+# units) when they are missing.  Each argument is a program, or
+# PROGRAM:PACKAGE when the Debian package has another name
+# (systemd-analyze:systemd).  Needs root or passwordless sudo, as on the
+# project's machines.  Prints nothing when everything is there.
 set -euo pipefail
 missing=()
-for tool in "$@"; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+for arg in "$@"; do
+  tool=${arg%%:*}
+  package=${arg#*:}
+  command -v "$tool" >/dev/null 2>&1 && continue
+  [[ " ${missing[*]-} " == *" $package "* ]] || missing+=("$package")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 sudo=""

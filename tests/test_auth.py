@@ -64,6 +64,18 @@ class AdminFileTests(unittest.TestCase):
         self.assertTrue(verify_password(password, self.admins.hash_for("admin")))
         self.assertIsNone(ensure_first_admin(self.admins))
 
+    def test_initial_password_file_spent_by_a_change(self):
+        """The first-run password file is 0600 and goes once admin's password changes."""
+        password = ensure_first_admin(self.admins)
+        path = self.admins.save_initial_password(password)
+        self.assertEqual(path, self.dir / "initial-admin-password")
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        self.assertEqual(path.read_text(), password + "\n")
+        self.admins.set_password("boss", "another password")
+        self.assertTrue(path.exists(), "another admin's password leaves it")
+        self.admins.set_password("Admin", "a new password")
+        self.assertFalse(path.exists())
+
 
 class CheckerTests(unittest.TestCase):
     def setUp(self):

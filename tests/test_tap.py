@@ -74,14 +74,19 @@ class MakeServiceTests(unittest.TestCase):
         return makeService(options, self.reactor)
 
     def test_one_listener_per_endpoint(self):
-        """Each --listen becomes a listener, and the data directory is created."""
+        """Each --listen becomes a listener, and the data directory is created at start.
+
+        Not before: makeService runs as root, before twistd drops to --uid.
+        """
         svc = self.make("--listen", "tcp:4001", "--listen", "tcp:4002:interface=127.0.0.1")
-        self.assertTrue(self.data.is_dir())
+        self.assertFalse(self.data.exists())
         listeners = [s for s in svc if isinstance(s, Listener)]
         self.assertEqual([s.description for s in listeners],
                          ["tcp:4001", "tcp:4002:interface=127.0.0.1"])
         svc.privilegedStartService()
+        self.assertFalse(self.data.exists())
         svc.startService()
+        self.assertTrue(self.data.is_dir())
         self.assertEqual([(port, iface) for port, _, _, iface in self.reactor.tcpServers],
                          [(4001, ""), (4002, "127.0.0.1")])
         svc.stopService()

@@ -1,0 +1,61 @@
+"""What an operator expects of any daemon: --version, python -m, a licence, the sample config."""
+
+import configparser
+import subprocess
+import sys
+from pathlib import Path
+
+from twisted.trial import unittest
+
+import chatd
+from chatd.tap import SAMPLE_CONFIG, Options
+from tests.helpers_daemon import spawn
+from tests.test_twistd import DEADLINE, TWISTD, free_port, login
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConventionTests(unittest.TestCase):
+    def test_version(self):
+        """`twistd chatd --version` prints chatd's version, the one setup.cfg builds."""
+        result = subprocess.run([TWISTD, "chatd", "--version"], capture_output=True,
+                                text=True, timeout=DEADLINE)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertTrue(result.stdout.startswith(f"chatd {chatd.__version__} "),
+                        result.stdout)
+        setup = configparser.ConfigParser()
+        setup.read(ROOT / "setup.cfg")
+        self.assertEqual(setup["metadata"]["version"], "attr: chatd.__version__")
+
+    def test_help_names_an_installed_sample_config(self):
+        """--help points at the sample config inside the package, which is etc/chatd.toml."""
+        self.assertIn(f"see {SAMPLE_CONFIG} for every key", Options.longdesc)
+        self.assertEqual(SAMPLE_CONFIG.resolve(), ROOT / "etc" / "chatd.toml")
+        setup = configparser.ConfigParser()
+        setup.read(ROOT / "setup.cfg")
+        self.assertEqual(setup["options.package_data"]["chatd"].split(), ["etc/chatd.toml"])
+
+    def test_licence_matches_setup(self):
+        """setup.cfg declares MIT, and LICENSE is the MIT licence."""
+        setup = configparser.ConfigParser()
+        setup.read(ROOT / "setup.cfg")
+        self.assertEqual(setup["metadata"]["license"], "MIT")
+        text = (ROOT / "LICENSE").read_text()
+        self.assertTrue(text.startswith("MIT License\n\nCopyright (c) 2026 the chatd authors"))
+
+    def test_python_m_chatd(self):
+        """`python -m chatd --help` helps; `python -m chatd OPTIONS` serves in the foreground."""
+        result = subprocess.run([sys.executable, "-m", "chatd", "--help"],
+                                capture_output=True, text=True, timeout=DEADLINE)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertTrue(result.stdout.startswith("Usage: python -m chatd [--listen"))
+        self.assertIn("--data-dir", result.stdout)
+
+        directory = Path(self.mktemp()).resolve()
+        directory.mkdir(parents=True)
+        out, port = directory / "out.log", free_port()
+        spawn(self, [sys.executable, "-m", "chatd", "--data-dir", str(directory / "var"),
+                     "--listen", f"tcp:{port}:interface=127.0.0.1"],
+              out, "chatd room", cwd=directory)
+        login(port, "alice").close()
+        self.assertFalse((directory / "twistd.pid").exists(), "no pidfile in the foreground")
