@@ -159,7 +159,9 @@ class TwistdTests(unittest.TestCase):
     def test_modlog_survives_restart(self):
         """An admin's ban and kick are listed by /modlog after the daemon restarts."""
         proc, out = self.start()
-        password = re.search(r"name: admin\s+password: (\S+)", out.read_text()).group(1)
+        initial = self.data / "initial-admin-password"
+        password = wait_for(lambda: initial.exists() and initial.read_text().strip(),
+                            "the first-run password")
         admin = login(self.port, "admin", password)
         bob, carol = login(self.port, "bob"), login(self.port, "carol")
         admin.say("/kick bob be nice")
