@@ -23,6 +23,7 @@ from chatd import config
 from chatd.auth import AdminFile, ensure_first_admin, make_portal
 from chatd.protocol import ChatFactory
 from chatd.room import Room
+from chatd.sockets import with_backlog
 from chatd.store import BanStore, SchemaTooNew
 
 log = Logger()
@@ -70,7 +71,12 @@ class ListenError(Exception):
 
 
 class Listener(service.Service):
-    """Listen on one endpoint string; failing to bind stops startup, clearly."""
+    """Listen on one endpoint string; failing to bind stops startup, clearly.
+
+    A TCP, TLS or UNIX listener gets a listen backlog of 1024 unless its
+    string gives backlog=N: with Twisted's 50, a burst of connections
+    overflows the queue and some clients wait forever for the greeting.
+    """
 
     def __init__(self, description: str, factory, reactor):
         self.description = description
@@ -89,7 +95,7 @@ class Listener(service.Service):
 
     def _listen(self) -> None:
         try:
-            endpoint = serverFromString(self._reactor, self.description)
+            endpoint = serverFromString(self._reactor, with_backlog(self.description))
         except Exception as e:
             # A typo, a missing certificate file, a bad key: one clear line.
             raise ListenError(f"bad endpoint {self.description!r}: {e}") from e
