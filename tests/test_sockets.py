@@ -1,21 +1,32 @@
-"""Kernel socket settings: the listen backlog.
+"""Kernel socket settings: the listen backlog and keepalive on client sockets.
 
-The burst test runs a real `twistd -n chatd`.
+The burst test runs a real `twistd -n chatd`; the keepalive tests read the
+options back from the server's side of real loopback connections.
 """
 
 from __future__ import annotations
 
 import selectors
+import shutil
 import signal
 import socket
 import time
 from pathlib import Path
 
+from twisted.internet import defer, protocol, reactor, ssl
+from twisted.internet.endpoints import (
+    SSL4ClientEndpoint,
+    TCP4ClientEndpoint,
+    connectProtocol,
+    serverFromString,
+)
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial import unittest
 
 from chatd.sockets import with_backlog
 from chatd.tap import Options, makeService
+from tests.helpers import ProtocolHarness
+from tests.helpers_client import make_cert
 from tests.helpers_hostile import DEADLINE, Server, wait_for
 
 BURST = 300
@@ -136,3 +147,91 @@ class BurstTests(unittest.TestCase):
                         if b"\r\n" in buf[0]:
                             lines.append(buf[0].split(b"\r\n", 1)[0].decode())
         return lines
+
+
+class FirstData(protocol.Protocol):
+    """A client that only notes when the server first speaks and when it closes."""
+
+    def __init__(self):
+        self.spoke = defer.Deferred()
+        self.closed = defer.Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self.spoke.called:
+            self.spoke.callback(data)
+
+    def connectionLost(self, reason=protocol.connectionDone) -> None:
+        self.closed.callback(None)
+
+
+KEEPALIVE_OPTIONS = [
+    (socket.SOL_SOCKET, "SO_KEEPALIVE"),
+    (socket.IPPROTO_TCP, "TCP_KEEPIDLE"),
+    (socket.IPPROTO_TCP, "TCP_KEEPINTVL"),
+    (socket.IPPROTO_TCP, "TCP_KEEPCNT"),
+    (socket.IPPROTO_TCP, "TCP_USER_TIMEOUT"),
+    (socket.IPPROTO_TCP, "TCP_NODELAY"),
+]
+
+
+class KeepaliveTests(unittest.TestCase):
+    """A peer that vanished without a FIN is found out by the kernel's probes."""
+
+    @defer.inlineCallbacks
+    def server_side_options(self, listen: str, client_endpoint, **limits):
+        """The keepalive options on chatd's side of one real connection."""
+        path = Path(self.mktemp())
+        path.mkdir()
+        harness = ProtocolHarness(path, **limits)
+        port = yield serverFromString(reactor, listen).listen(harness.factory)
+        self.addCleanup(port.stopListening)
+        client = yield connectProtocol(client_endpoint(port.getHost().port), FirstData())
+        yield client.spoke  # the greeting: connectionMade has run
+        (conn,) = harness.factory.connections
+        sock = conn.transport.getHandle()
+        if not isinstance(sock, socket.socket):  # TLS: the TCP transport below
+            sock = conn.transport.transport.getHandle()
+        options = {name: sock.getsockopt(level, getattr(socket, name))
+                   for level, name in KEEPALIVE_OPTIONS if hasattr(socket, name)}
+        yield defer.DeferredList([harness.factory.shutdown(), client.closed])
+        return options
+
+    def expected(self, idle: int, interval: int, count: int) -> dict[str, int]:
+        values = {"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": idle, "TCP_KEEPINTVL": interval,
+                  "TCP_KEEPCNT": count, "TCP_USER_TIMEOUT": (idle + interval * count) * 1000,
+                  "TCP_NODELAY": 1}
+        return {name: value for name, value in values.items() if hasattr(socket, name)}
+
+    def tcp_client(self, port: int):
+        return TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+
+    @defer.inlineCallbacks
+    def test_defaults(self):
+        """By default a dead peer is probed after 60 s idle, every 10 s, 5 times:
+        its connection is closed and its name freed within two minutes."""
+        options = yield self.server_side_options("tcp:0:interface=127.0.0.1",
+                                                 self.tcp_client)
+        self.assertEqual(options, self.expected(60, 10, 5))
+
+    @defer.inlineCallbacks
+    def test_configured(self):
+        """keepalive_idle, keepalive_interval and keepalive_count set the probes."""
+        options = yield self.server_side_options(
+            "tcp:0:interface=127.0.0.1", self.tcp_client,
+            keepalive_idle=7, keepalive_interval=3, keepalive_count=4)
+        self.assertEqual(options, self.expected(7, 3, 4))
+
+    @defer.inlineCallbacks
+    def test_tls_clients_too(self):
+        """A TLS connection's TCP socket gets keepalive (and no Nagle delay) too."""
+        if shutil.which("openssl") is None:
+            raise unittest.SkipTest("needs openssl (tests/ensure-tools.sh openssl)")
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        key, cert = make_cert(directory, "server", "IP:127.0.0.1")
+        options = yield self.server_side_options(
+            f"ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1",
+            lambda port: SSL4ClientEndpoint(reactor, "127.0.0.1", port,
+                                            ssl.CertificateOptions()),
+            keepalive_idle=9, keepalive_interval=2, keepalive_count=3)
+        self.assertEqual(options, self.expected(9, 2, 3))
