@@ -10,6 +10,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from chatd.sockets import MAX_KEEPALIVE_PROBES, MAX_KEEPALIVE_SECONDS
 from chatd.text import clean
 
 
@@ -36,14 +37,33 @@ class Limits:
     max_per_ip: int = 10
     login_failures: int = 3
     login_failure_window: float = 300.0
+    idle_timeout: float = 0.0
+    keepalive_idle: int = 60
+    keepalive_interval: int = 10
+    keepalive_count: int = 5
 
     def check(self) -> None:
         if self.max_line < 64:
             raise ConfigError("limits.max_line must be at least 64")
         for f in fields(self):
             value = getattr(self, f.name)
-            if not (0 < value <= LIMIT_MAX):  # also refuses nan
+            if f.name in _MAY_BE_ZERO:
+                if not (0 <= value <= LIMIT_MAX):  # also refuses nan
+                    raise ConfigError(
+                        f"limits.{f.name} must be at least 0 (off) and at most {LIMIT_MAX}")
+            elif not (0 < value <= LIMIT_MAX):
                 raise ConfigError(f"limits.{f.name} must be more than 0 and at most {LIMIT_MAX}")
+        for name, most in _KERNEL_MAX.items():
+            if getattr(self, name) > most:
+                raise ConfigError(f"limits.{name} must be at most {most}")
+
+
+# Limits where 0 means "off".
+_MAY_BE_ZERO = frozenset({"idle_timeout"})
+# What the kernel accepts for the keepalive socket options.
+_KERNEL_MAX = {"keepalive_idle": MAX_KEEPALIVE_SECONDS,
+               "keepalive_interval": MAX_KEEPALIVE_SECONDS,
+               "keepalive_count": MAX_KEEPALIVE_PROBES}
 
 
 @dataclass

@@ -9,8 +9,9 @@ a copy, so a reload (chatd.reload) applies to every connection at once.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Callable
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from chatd.config import Limits
 
@@ -129,3 +130,48 @@ class LoginFailures:
         if len(self._blocked_until) > self._max:
             self._blocked_until.popitem(last=False)
         return True
+
+
+class IdleTimer:
+    """Calls `on_idle` once nothing has been heard for `timeout()` seconds.
+
+    heard() only stores the time, so it costs next to nothing per line; the
+    one DelayedCall wakes when the timeout could first have passed and, if
+    something was heard since, sleeps again for what is left.  timeout() is
+    read each time, so a changed limit applies from the next wake; once it
+    is 0 (off) the timer stops.
+    """
+
+    __slots__ = ("_clock", "_timeout", "_on_idle", "_heard", "_call")
+
+    def __init__(self, clock: IReactorTime, timeout: Callable[[], float],
+                 on_idle: Callable[[], None]):
+        self._clock = clock
+        self._timeout = timeout
+        self._on_idle = on_idle
+        self._heard = clock.seconds()
+        self._call: IDelayedCall | None = None
+
+    def heard(self) -> None:
+        self._heard = self._clock.seconds()
+
+    def start(self) -> None:
+        """Start watching, if the timeout is on and not watching already."""
+        if self._call is None and self._timeout() > 0:
+            self._call = self._clock.callLater(self._timeout(), self._wake)
+
+    def stop(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def _wake(self) -> None:
+        self._call = None
+        timeout = self._timeout()
+        if timeout <= 0:
+            return
+        left = self._heard + timeout - self._clock.seconds()
+        if left > 0:
+            self._call = self._clock.callLater(left, self._wake)
+        else:
+            self._on_idle()

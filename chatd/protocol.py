@@ -24,8 +24,9 @@ from zope.interface import implementer
 from chatd.auth import IChatAdmin
 from chatd.commands import Commands
 from chatd.config import Limits
-from chatd.limits import LoginFailures, Recent, TokenBucket
+from chatd.limits import IdleTimer, LoginFailures, Recent, TokenBucket
 from chatd.room import Banned, IClient, Member, Room, RoomError
+from chatd.sockets import tcp_socket, tune_client_socket
 from chatd.text import clean, encode, error, notice, prompt
 
 log = Logger()
@@ -75,6 +76,7 @@ class ChatProtocol(Commands, LineReceiver):
         self._counted = False  # this connection counts against the limits
         self._login_timer = None
         self._abort_timer = None
+        self._idle: IdleTimer | None = None  # once logged in
         self._flood: TokenBucket | None = None
         self._refused: Recent | None = None
         self.host = ""
@@ -165,10 +167,11 @@ class ChatProtocol(Commands, LineReceiver):
     def connectionMade(self):
         limits = self.factory.limits
         self.host = _host(self.transport)
+        sock = tcp_socket(self.transport)
+        if sock is not None:
+            tune_client_socket(sock, limits.keepalive_idle, limits.keepalive_interval,
+                               limits.keepalive_count)
         handle = self.transport.getHandle() if hasattr(self.transport, "getHandle") else None
-        if isinstance(handle, socket.socket) and handle.family != socket.AF_UNIX:
-            # Chat lines are small and latency matters: no Nagle delay.
-            handle.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if isinstance(self.transport, tcp.Connection) and isinstance(handle, socket.socket):
             self._socket = handle
             self.transport.registerProducer(self, False)
@@ -201,6 +204,8 @@ class ChatProtocol(Commands, LineReceiver):
         if self._abort_timer is not None and self._abort_timer.active():
             self._abort_timer.cancel()
         self._abort_timer = None
+        if self._idle is not None:
+            self._idle.stop()
         if self.member is not None:
             self.room.leave(self.member)
             self.member = None
@@ -229,6 +234,8 @@ class ChatProtocol(Commands, LineReceiver):
 
     def dataReceived(self, data: bytes) -> None:
         """Split lines on LF, CRLF or CR; discard, never buffer, a too-long line."""
+        if self._idle is not None:
+            self._idle.heard()
         if self._skip_lf:
             self._skip_lf = False
             if data[:1] == b"\n":
@@ -401,7 +408,19 @@ class ChatProtocol(Commands, LineReceiver):
         self._stop_login_timer()
         # Login lines had their own bucket; the room starts with a full one.
         self._flood = TokenBucket(self.factory.clock, self.factory.limits)
+        self._idle = IdleTimer(self.factory.clock, lambda: self.factory.limits.idle_timeout,
+                               self.disconnect_idle)
+        self._idle.start()
 
+    def disconnect_idle(self) -> None:
+        """The server disconnects a user who sent nothing for idle_timeout
+        seconds: the one place it does, for whatever must know of it."""
+        if self.member is None or self._closing:
+            return
+        self.reply(error("idle timeout"))
+        member, self.member = self.member, None
+        self.room.server_leave(member, "idle timeout")  # journaled, then announced
+        self.disconnect()
 
     def _internal_error(self, failure) -> None:
         log.failure("internal error for {host}", failure, host=self.host)

@@ -27,6 +27,7 @@ from chatd.datadir import StartError
 from chatd.protocol import ChatFactory
 from chatd.reload import ReloadService
 from chatd.room import Room
+from chatd.sockets import with_backlog
 from chatd.store import BanStore, SchemaTooNew
 from chatd.tls import RenewableTLS, renewable_endpoint
 
@@ -89,7 +90,12 @@ class ListenError(Exception):
 
 
 class Listener(service.Service):
-    """Listen on one endpoint string; failing to bind stops startup, clearly."""
+    """Listen on one endpoint string; failing to bind stops startup, clearly.
+
+    A TCP, TLS or UNIX listener gets a listen backlog of 1024 unless its
+    string gives backlog=N: with Twisted's 50, a burst of connections
+    overflows the queue and some clients wait forever for the greeting.
+    """
 
     def __init__(self, description: str, factory, reactor):
         self.description = description
@@ -109,8 +115,9 @@ class Listener(service.Service):
 
     def _listen(self) -> None:
         try:
-            endpoint = serverFromString(self._reactor, self.description)
-            endpoint, self._tls = renewable_endpoint(self._reactor, self.description, endpoint)
+            description = with_backlog(self.description)
+            endpoint = serverFromString(self._reactor, description)
+            endpoint, self._tls = renewable_endpoint(self._reactor, description, endpoint)
         except Exception as e:
             # A typo, a missing certificate file, a bad key: one clear line.
             raise ListenError(f"bad endpoint {self.description!r}: {e}") from e
