@@ -156,9 +156,20 @@ class IdleTimer:
         self._heard = self._clock.seconds()
 
     def start(self) -> None:
-        """Start watching, if the timeout is on and not watching already."""
-        if self._call is None and self._timeout() > 0:
-            self._call = self._clock.callLater(self._timeout(), self._wake)
+        """Start watching, if the timeout is on and not watching already.
+
+        The first wake is when the timeout would pass counting from the
+        last thing heard, so restarting after a changed limit is exact.
+        """
+        timeout = self._timeout()
+        if self._call is None and timeout > 0:
+            left = max(0.0, self._heard + timeout - self._clock.seconds())
+            self._call = self._clock.callLater(left, self._wake)
+
+    def restart(self) -> None:
+        """The timeout changed: wake for the new value, or stop if it is 0."""
+        self.stop()
+        self.start()
 
     def stop(self) -> None:
         if self._call is not None and self._call.active():

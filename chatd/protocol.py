@@ -412,6 +412,12 @@ class ChatProtocol(Commands, LineReceiver):
                                self.disconnect_idle)
         self._idle.start()
 
+    def limits_changed(self) -> None:
+        """The shared limits were changed in place (a reload): re-time what
+        does not read them at each use."""
+        if self._idle is not None:
+            self._idle.restart()
+
     def disconnect_idle(self) -> None:
         """The server disconnects a user who sent nothing for idle_timeout
         seconds: the one place it does, for whatever must know of it."""
@@ -468,6 +474,11 @@ class ChatFactory(ServerFactory):
         self.connections.add(conn)
         self.per_host[conn.host] = self.per_host.get(conn.host, 0) + 1
         return None
+
+    def limits_changed(self) -> None:
+        """self.limits was changed in place: tell every connection."""
+        for conn in list(self.connections):
+            conn.limits_changed()
 
     def release(self, conn: ChatProtocol) -> None:
         self.connections.discard(conn)

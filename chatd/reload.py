@@ -109,6 +109,8 @@ class ReloadService(service.Service):
             if old != value:
                 changes.append(f"limits.{f.name} {old} -> {value}")
                 setattr(limits, f.name, value)
+        if any(change.startswith("limits.") for change in changes):
+            self._factory.limits_changed()
         return changes
 
     def _reload_admins(self) -> list[str]:

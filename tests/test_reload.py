@@ -55,6 +55,22 @@ class ReloadTestCase(unittest.TestCase):
 
 
 class LiveSettingsTests(ReloadTestCase):
+    def test_idle_timeout_turned_on_and_shortened_for_users_connected(self):
+        """idle_timeout switched on by a reload disconnects a user who was
+        already logged in and silent, counting from their last line; a later
+        reload that shortens it applies at once, not after the old wait."""
+        alice, bob = self.h.login("alice"), self.h.login("bob")
+        self.h.read(alice), self.h.read(bob)
+        self.reload(conf(idle_timeout=600))
+        self.h.clock.advance(300)
+        self.h.send(bob, "still here")
+        self.reload(conf(idle_timeout=400))
+        self.h.clock.advance(100)  # alice: 400 s silent
+        self.assertEqual(self.h.read(alice), ["<bob> still here", "! idle timeout"])
+        self.assertTrue(self.h.closed(alice))
+        self.assertEqual(self.h.read(bob), ["* alice left (idle timeout)"])
+        self.assertFalse(self.h.closed(bob))
+
     def test_motd_room_and_limits_change_for_everyone_connected(self):
         """After a reload the two users still connected are held to the new
         flood_burst and max_line at once, and a new login sees the new room
