@@ -80,7 +80,11 @@ class Server:
             argv += ["--listen", endpoint]
         self.proc = subprocess.Popen(argv, cwd=self.directory, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: self._accepts(port) or self._died(),
+        # Every listener, not only port: they bind one after another, and a
+        # TLS one reads its certificate first.
+        ports = {port} | {int(e.split(":")[1]) for e in self.listen
+                          if e.split(":")[0] in ("tcp", "ssl") and e.split(":")[1].isdigit()}
+        wait_for(lambda: all(map(self._accepts, ports)) or self._died(),
                  what=lambda: "chatd to listen")
         assert self.proc.poll() is None, self.log.read_text()
         return self
