@@ -169,8 +169,11 @@ class ChatProtocol(Commands, LineReceiver):
         self.host = _host(self.transport)
         sock = tcp_socket(self.transport)
         if sock is not None:
-            tune_client_socket(sock, limits.keepalive_idle, limits.keepalive_interval,
-                               limits.keepalive_count)
+            try:
+                tune_client_socket(sock, limits.keepalive_idle, limits.keepalive_interval,
+                                   limits.keepalive_count)
+            except OSError as e:  # the peer may be gone already; admission must still run
+                log.warn("socket options for {host} not set: {why}", host=self.host, why=e)
         handle = self.transport.getHandle() if hasattr(self.transport, "getHandle") else None
         if isinstance(self.transport, tcp.Connection) and isinstance(handle, socket.socket):
             self._socket = handle

@@ -80,6 +80,9 @@ def tcp_socket(transport) -> socket.socket | None:
     return None
 
 
+MAX_USER_TIMEOUT_MS = 2**31 - 1
+
+
 def tune_client_socket(sock: socket.socket, idle: int, interval: int, count: int) -> None:
     """No Nagle delay, and TCP keepalive: after `idle` quiet seconds the
     kernel probes the peer every `interval` seconds and closes the
@@ -98,7 +101,9 @@ def tune_client_socket(sock: socket.socket, idle: int, interval: int, count: int
         (idle_option, idle),
         (getattr(socket, "TCP_KEEPINTVL", None), interval),
         (getattr(socket, "TCP_KEEPCNT", None), count),
-        (getattr(socket, "TCP_USER_TIMEOUT", None), (idle + interval * count) * 1000),
+        # In milliseconds, in a C int: the kernel's limits allow more.
+        (getattr(socket, "TCP_USER_TIMEOUT", None),
+         min((idle + interval * count) * 1000, MAX_USER_TIMEOUT_MS)),
     ):
         if option is not None:
             sock.setsockopt(socket.IPPROTO_TCP, option, value)

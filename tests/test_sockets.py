@@ -198,7 +198,8 @@ class KeepaliveTests(unittest.TestCase):
 
     def expected(self, idle: int, interval: int, count: int) -> dict[str, int]:
         values = {"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": idle, "TCP_KEEPINTVL": interval,
-                  "TCP_KEEPCNT": count, "TCP_USER_TIMEOUT": (idle + interval * count) * 1000,
+                  "TCP_KEEPCNT": count,
+                  "TCP_USER_TIMEOUT": min((idle + interval * count) * 1000, 2**31 - 1),
                   "TCP_NODELAY": 1}
         return {name: value for name, value in values.items() if hasattr(socket, name)}
 
@@ -207,8 +208,9 @@ class KeepaliveTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_defaults(self):
-        """By default a dead peer is probed after 60 s idle, every 10 s, 5 times:
-        its connection is closed and its name freed within two minutes."""
+        """By default the kernel probes a quiet peer after 60 s, every 10 s, 5
+        times, and gives up on unacknowledged data after 110 s: the settings
+        under which a dead peer's connection closes within two minutes."""
         options = yield self.server_side_options("tcp:0:interface=127.0.0.1",
                                                  self.tcp_client)
         self.assertEqual(options, self.expected(60, 10, 5))
@@ -220,6 +222,16 @@ class KeepaliveTests(unittest.TestCase):
             "tcp:0:interface=127.0.0.1", self.tcp_client,
             keepalive_idle=7, keepalive_interval=3, keepalive_count=4)
         self.assertEqual(options, self.expected(7, 3, 4))
+
+    @defer.inlineCallbacks
+    def test_largest_values_still_admit_and_greet(self):
+        """The largest keepalive settings the config accepts do not break a
+        connection: it is greeted and counted against the limits (the user
+        timeout they add up to is capped at what the kernel takes)."""
+        options = yield self.server_side_options(
+            "tcp:0:interface=127.0.0.1", self.tcp_client,
+            keepalive_idle=32767, keepalive_interval=32767, keepalive_count=127)
+        self.assertEqual(options, self.expected(32767, 32767, 127))
 
     @defer.inlineCallbacks
     def test_tls_clients_too(self):
