@@ -16,6 +16,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from chatd.room import PermissionDenied, RoomError
+from chatd.stats import Stats, format_uptime
 from chatd.text import error, notice
 
 log = Logger()
@@ -59,6 +60,7 @@ ADMIN_HELP = [
     "  /bans                list bans",
     "  /mute NAME [DURATION]  NAME may read but not speak",
     "  /unmute NAME         lift a mute",
+    "  /stats               uptime, users, traffic, refusals, disconnects",
 ]
 
 
@@ -112,7 +114,7 @@ class Commands:
 
     def cmd_quit(self, arg: str) -> None:
         member, self.member = self.member, None
-        self.room.leave(member, arg)
+        self.room.leave(member, arg, count_as="quit")
         self._close(notice("bye"))
 
     def _admin_only(self) -> None:
@@ -164,3 +166,24 @@ class Commands:
 
     def cmd_bans(self, arg: str) -> None:
         self.reply(*self.room.ban_lines(self.member))
+
+    def cmd_stats(self, arg: str) -> None:
+        self._admin_only()
+        self.reply(*stats_lines(self.factory.stats, len(self.room.members),
+                                self.factory.clock.seconds()))
+
+
+def _by_cause(counts) -> str:
+    return ", ".join(f"{cause} {n}" for cause, n in sorted(counts.items()) if n) or "none"
+
+
+def stats_lines(stats: Stats, users: int, now: float) -> list[str]:
+    """What /stats shows (docs/protocol.md, "/stats")."""
+    lines_in, delivered, _ = stats.last_minute(now)
+    return [notice(line) for line in (
+        f"up {format_uptime(now - stats.started)}",
+        f"users: {users} now, {stats.peak_users} peak, {stats.logins} logins",
+        f"last minute: {lines_in} lines in, {delivered} delivered",
+        f"refused: {_by_cause(stats.refusals)}",
+        f"disconnects: {_by_cause(stats.disconnects)}",
+    )]

@@ -26,6 +26,7 @@ from chatd.commands import Commands
 from chatd.config import Limits
 from chatd.limits import LoginFailures, Recent, TokenBucket
 from chatd.room import Banned, IClient, Member, Room, RoomError
+from chatd.stats import Stats
 from chatd.text import clean, encode, error, notice, prompt
 
 log = Logger()
@@ -112,9 +113,10 @@ class ChatProtocol(Commands, LineReceiver):
     def _overflow(self) -> None:
         log.info("send queue exceeded for {name} from {host}",
                  name=self.member.name if self.member else None, host=self.host)
+        self.factory.stats.sendq_disconnects += 1
         member, self.member = self.member, None
         if member is not None:
-            self.room.leave(member, cause="send queue exceeded")
+            self.room.leave(member, cause="send queue exceeded", count_as="sendq")
         self._closing = True
         self.transport.abortConnection()
 
@@ -189,6 +191,7 @@ class ChatProtocol(Commands, LineReceiver):
     def _login_timed_out(self) -> None:
         self._login_timer = None
         if self.member is None and not self._closing:
+            self.factory.stats.refused("login timeout")
             self._close(error("login timed out"))
 
     def connectionLost(self, reason):
@@ -209,7 +212,9 @@ class ChatProtocol(Commands, LineReceiver):
         if self.member is not None:
             self.room.send_many(self.member, lines)
         else:
-            self._write(b"".join(encode(line) for line in lines))
+            data = b"".join(encode(line) for line in lines)
+            self.factory.stats.bytes_sent += len(data)
+            self._write(data)
 
     def _close(self, *lines: str) -> None:
         if lines:
@@ -230,6 +235,7 @@ class ChatProtocol(Commands, LineReceiver):
             if data[:1] == b"\n":
                 data = data[1:]
         parts = _EOL.split(data)
+        self.factory.stats.lines_received += len(parts) - 1
         self._skip_lf = data.endswith(b"\r")
         for part in parts[:-1]:
             if self._closing:
@@ -272,14 +278,19 @@ class ChatProtocol(Commands, LineReceiver):
         if self._refused is None:  # most people never flood: no history until then
             self._refused = Recent(self.factory.clock, limits.flood_kick,
                                    limits.flood_kick_window)
+        stats = self.factory.stats
         if self._refused.add() <= limits.flood_kick:
+            stats.flood_refusals += 1
             self.reply(error("slow down"))
         elif self.member is not None:
             log.info("{name} kicked for flooding from {host}", name=self.member.name,
                      host=self.host)
-            self.room.expel(self.member, "kicked by server", "flooding")
+            stats.flood_kicks += 1
+            self.room.expel(self.member, "kicked by server", "flooding", count_as="flood")
         else:
             log.info("flooding connection from {host} closed", host=self.host)
+            stats.flood_kicks += 1
+            stats.refused("flood")
             self._close(error("you were kicked by server: flooding"))
         return False
 
@@ -331,11 +342,13 @@ class ChatProtocol(Commands, LineReceiver):
         except Banned as e:
             log.info("banned name {name} refused from {host}", name=name,
                      host=self.host)
+            self.factory.stats.refused("banned")
             self._close(error(str(e)))
             return
         except RoomError as e:
             self._name_failures += 1
             if self._name_failures >= MAX_NAME_ATTEMPTS:
+                self.factory.stats.refused("bad name")
                 self._close(error(str(e)), error("too many attempts, goodbye"))
             else:
                 self.reply(error(str(e)), prompt("username"))
@@ -344,6 +357,7 @@ class ChatProtocol(Commands, LineReceiver):
             if self.factory.failures.blocked(self.host):
                 log.warn("admin login for {name} refused from {host}: too many failures",
                          name=name, host=self.host)
+                self.factory.stats.refused("login failures")
                 self._close(error("too many failed logins, try later"))
                 return
             self._pending_name = name
@@ -354,6 +368,7 @@ class ChatProtocol(Commands, LineReceiver):
             self.room.check_address(self.host)
         except Banned as e:
             log.info("banned address {host} refused as {name}", name=name, host=self.host)
+            self.factory.stats.refused("banned")
             self._close(error(str(e)))
             return
         self._join(name, admin=False)
@@ -364,6 +379,7 @@ class ChatProtocol(Commands, LineReceiver):
         if not failures.begin(self.host):
             log.warn("admin login for {name} refused from {host}: too many failures",
                      name=name, host=self.host)
+            self.factory.stats.refused("login failures")
             self._close(error("too many failed logins, try later"))
             return
         self._hold()
@@ -381,6 +397,8 @@ class ChatProtocol(Commands, LineReceiver):
             # One line per failure, for fail2ban: "failed admin login for NAME from HOST".
             log.warn("failed admin login for {name} from {host}", name=name, host=self.host)
             failures.end(self.host, failed=True)
+            self.factory.stats.failed_admin_logins += 1
+            self.factory.stats.refused("wrong password")
             self._close(error("wrong password"))
 
         d.addCallbacks(accepted, refused)
@@ -426,10 +444,12 @@ class ChatFactory(ServerFactory):
     protocol = ChatProtocol
     noisy = False
 
-    def __init__(self, room: Room, portal, limits: Limits | None = None, clock=None):
+    def __init__(self, room: Room, portal, limits: Limits | None = None, clock=None,
+                 stats: Stats | None = None):
         if clock is None:
             from twisted.internet import reactor as clock
         self.room = room
+        self.stats = stats if stats is not None else room.stats
         self.portal = portal
         self.limits = limits or Limits()
         self.clock = clock
@@ -442,8 +462,10 @@ class ChatFactory(ServerFactory):
     def admit(self, conn: ChatProtocol) -> str | None:
         """Count a new connection in, or say why it is refused."""
         if len(self.connections) >= self.limits.max_clients:
+            self.stats.refused("server full")
             return "server full"
         if self.per_host.get(conn.host, 0) >= self.limits.max_per_ip:
+            self.stats.refused("per-ip limit")
             return "too many connections from your address"
         self.connections.add(conn)
         self.per_host[conn.host] = self.per_host.get(conn.host, 0) + 1

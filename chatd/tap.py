@@ -19,17 +19,19 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from chatd import config
+from chatd import config, metrics
 from chatd.auth import AdminFile, ensure_first_admin, make_portal
 from chatd.protocol import ChatFactory
 from chatd.room import Room
+from chatd.stats import Stats, StatsService
 from chatd.store import BanStore, SchemaTooNew
 
 log = Logger()
 
 
 class Options(usage.Options):
-    synopsis = "[--listen ENDPOINT ...] [--config FILE] [--data-dir DIR]"
+    synopsis = ("[--listen ENDPOINT ...] [--config FILE] [--data-dir DIR]"
+                " [--metrics ENDPOINT ...]")
     longdesc = (
         "Serve one moderated chat room over a line protocol (telnet, netcat "
         "or chatd-client).  Options override the config file; see "
@@ -44,12 +46,17 @@ class Options(usage.Options):
     def __init__(self):
         super().__init__()
         self["listen"] = []
+        self["metrics"] = []
 
     def opt_listen(self, endpoint: str) -> None:
         """Listen on ENDPOINT, a Twisted endpoint string such as tcp:4000, tcp:4000:interface=127.0.0.1 or ssl:4443:privateKey=key.pem:certKey=cert.pem (repeatable) [default: tcp:4000]."""  # noqa: E501
         self["listen"].append(endpoint)
 
     opt_l = opt_listen
+
+    def opt_metrics(self, endpoint: str) -> None:
+        """Serve Prometheus metrics over HTTP at /metrics on ENDPOINT, such as tcp:9100:interface=127.0.0.1 (repeatable) [default: off]."""  # noqa: E501
+        self["metrics"].append(endpoint)
 
     def postOptions(self) -> None:
         try:
@@ -60,6 +67,8 @@ class Options(usage.Options):
             settings.listen = list(self["listen"])
         if self["data-dir"]:
             settings.data_dir = self["data-dir"]
+        if self["metrics"]:
+            settings.metrics = list(self["metrics"])
         if not settings.listen:
             raise usage.UsageError("nothing to listen on: give --listen")
         self.settings = settings
@@ -165,6 +174,25 @@ def _clean_exit_on_listen_error() -> None:
     sys.excepthook = hook
 
 
+def _metrics(endpoints: list[str], factory: ChatFactory, store: BanStore,
+             reactor) -> service.MultiService:
+    """The /metrics page on each endpoint, and the reactor lag it reports."""
+    lag = metrics.LagMeter(reactor)
+    collector = metrics.ChatCollector(
+        factory.stats,
+        connections=lambda: len(factory.connections),
+        members=lambda: len(factory.room.members),
+        bans=lambda: len(store.all(time.time())),
+        lag=lag,
+    )
+    site = metrics.make_site(collector)
+    group = service.MultiService()
+    metrics.MetricsService(lag, endpoints).setServiceParent(group)
+    for description in endpoints:
+        Listener(description, site, reactor).setServiceParent(group)
+    return group
+
+
 def makeService(options: Options, reactor=None) -> service.MultiService:
     if reactor is None:
         from twisted.internet import reactor
@@ -176,14 +204,18 @@ def makeService(options: Options, reactor=None) -> service.MultiService:
         store = BanStore.open(data_dir / "chatd.sqlite3")
     except SchemaTooNew as e:
         raise usage.UsageError(str(e)) from e
+    stats = Stats(reactor.seconds())
     room = Room(reactor, store, admins.is_admin, name=settings.room,
-                motd=settings.motd, wall_clock=time.time)
-    factory = ChatFactory(room, make_portal(admins), settings.limits, reactor)
+                motd=settings.motd, wall_clock=time.time, stats=stats)
+    factory = ChatFactory(room, make_portal(admins), settings.limits, reactor, stats)
 
     top = service.MultiService()
     top.setName("chatd")
     ChatService(factory, store, admins).setServiceParent(top)
     for description in settings.listen:
         Listener(description, factory, reactor).setServiceParent(top)
+    StatsService(stats, reactor).setServiceParent(top)
+    if settings.metrics:
+        _metrics(settings.metrics, factory, store, reactor).setServiceParent(top)
     _clean_exit_on_listen_error()
     return top
