@@ -1,5 +1,6 @@
-"""The real daemon's metrics endpoint, as an operator uses it."""
+"""The real daemon's metrics endpoint and JSON logs, as an operator uses them."""
 
+import json
 import signal
 import subprocess
 import urllib.error
@@ -11,7 +12,7 @@ from twisted.trial import unittest
 from chatd.auth import AdminFile
 from tests.helpers_hostile import wait_for
 from tests.test_metrics import metric
-from tests.test_twistd import DEADLINE, TWISTD, free_port, login
+from tests.test_twistd import DEADLINE, TWISTD, Client, free_port, login
 
 
 class TwistdOpsTests(unittest.TestCase):
@@ -75,3 +76,26 @@ class TwistdOpsTests(unittest.TestCase):
         alice.close()
         bob.close()
         self.stop()
+
+    def test_json_logs(self):
+        """--logger chatd.logs.json_observer: every stdout line is a JSON event, no password."""
+        self.start("--logger", "chatd.logs.json_observer")
+        boss = login(self.port, "boss", "boss-password")
+        guesser = Client(self.port)
+        guesser.until("? username")
+        guesser.say("boss2")
+        guesser.close()
+        boss.say("/quit")
+        wait_for(lambda: "boss left" in self.out.read_text(), "the leave event")
+        self.stop()
+        text = self.out.read_text()
+        events = [json.loads(line) for line in text.splitlines()]
+        listening = [e for e in events if e["text"].startswith("chatd listening on")]
+        self.assertEqual(len(listening), 1, text)
+        self.assertEqual(listening[0]["namespace"], "chatd.tap")
+        self.assertEqual(listening[0]["level"], "info")
+        self.assertEqual(listening[0]["endpoint"], f"tcp:{self.port}:interface=127.0.0.1")
+        joined = next(e for e in events if e["text"] == "boss joined from 127.0.0.1")
+        self.assertEqual((joined["name"], joined["address"]), ("boss", "127.0.0.1"))
+        self.assertNotIn("boss-password", text)
+        self.assertEqual(self.err.read_text(), "")
