@@ -4,14 +4,32 @@ import re
 from pathlib import Path
 
 from twisted.internet import defer, reactor, task
+from twisted.internet.protocol import Protocol
 from twisted.trial import unittest
-from twisted.web.client import Agent, readBody
+from twisted.web.client import Agent, ResponseDone
 
 from chatd import config
 from chatd.auth import AdminFile
 from chatd.metrics import LagMeter
 from chatd.tap import Listener, Options, makeService
 from tests.test_loopback import LoopbackClients
+
+
+class Body(Protocol):
+    """Collects a response body (readBody warns with the Agent's transport)."""
+
+    def __init__(self):
+        self.data = b""
+        self.done = defer.Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason) -> None:
+        if reason.check(ResponseDone):
+            self.done.callback(self.data)
+        else:
+            self.done.errback(reason)
 
 
 def metric(page: str, name: str) -> float:
@@ -93,7 +111,9 @@ class MetricsEndpointTests(LoopbackClients, unittest.TestCase):
     def get(self, path: str):
         url = f"http://127.0.0.1:{self.metrics_port}{path}".encode()
         response = yield Agent(reactor).request(b"GET", url)
-        body = yield readBody(response)
+        reader = Body()
+        response.deliverBody(reader)
+        body = yield reader.done
         return response.code, response.headers, body.decode()
 
     @defer.inlineCallbacks
