@@ -68,10 +68,11 @@ class LagMeter:
             self._loop.stop()
 
     def _tick(self, intervals: int) -> None:
-        # withCount says how many intervals have passed, so a tick that
-        # came more than one interval late still measures from its due time.
+        # This tick was due one interval after the last; withCount says how
+        # many have passed since, so a reactor blocked for several
+        # intervals shows the whole wait, and the ticks it skipped are counted.
+        due = self._start + (self._intervals + 1) * self._interval
         self._intervals += intervals
-        due = self._start + self._intervals * self._interval
         self.lag = max(0.0, self._clock.seconds() - due)
 
 

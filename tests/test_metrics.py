@@ -83,7 +83,7 @@ class LagMeterTests(unittest.TestCase):
         clock.advance(1)
         self.assertEqual(meter.lag, 0.0)
         clock.advance(3.25)  # blocked: the tick due at 2 runs at 4.25
-        self.assertAlmostEqual(meter.lag, 0.25)
+        self.assertAlmostEqual(meter.lag, 2.25)
         clock.advance(0.75)  # the next tick, on time at 5
         self.assertEqual(meter.lag, 0.0)
 
