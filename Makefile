@@ -26,7 +26,6 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	tests/ensure-tools.sh tmux openssl systemd-analyze:systemd systemd-socket-activate:systemd
 	$(BIN)/python -m pytest -q tests
-	$(BIN)/trial tests
 
 # The benchmark against ngircd (docs/performance.md); BENCH_ARGS=--help.
 bench: $(VENV)/.installed-test

@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 from chatd.journal import MAX_SHOWN, parse_count
 from chatd.room import PermissionDenied, RoomError
+from chatd.stats import Stats, format_uptime
 from chatd.text import error, notice
 
 log = Logger()
@@ -61,6 +62,7 @@ ADMIN_HELP = [
     "  /mute NAME [DURATION]  NAME may read but not speak",
     "  /unmute NAME         lift a mute",
     f"  /modlog [N]          the last N moderation actions (20; at most {MAX_SHOWN})",
+    "  /stats               uptime, users, traffic, refusals, disconnects",
 ]
 
 
@@ -114,7 +116,7 @@ class Commands:
 
     def cmd_quit(self, arg: str) -> None:
         member, self.member = self.member, None
-        self.room.leave(member, arg)
+        self.room.leave(member, arg, count_as="quit")
         self._close(notice("bye"))
 
     def _admin_only(self) -> None:
@@ -174,3 +176,24 @@ class Commands:
             raise RoomError("usage: /modlog [N]")
         d = self.room.modlog_lines(self.member, count)
         return d.addCallback(lambda lines: self.reply(*lines))
+
+    def cmd_stats(self, arg: str) -> None:
+        self._admin_only()
+        self.reply(*stats_lines(self.factory.stats, len(self.room.members),
+                                self.factory.clock.seconds()))
+
+
+def _by_cause(counts) -> str:
+    return ", ".join(f"{cause} {n}" for cause, n in sorted(counts.items()) if n) or "none"
+
+
+def stats_lines(stats: Stats, users: int, now: float) -> list[str]:
+    """What /stats shows (docs/protocol.md, "/stats")."""
+    lines_in, delivered, _ = stats.last_minute(now)
+    return [notice(line) for line in (
+        f"up {format_uptime(now - stats.started)}",
+        f"users: {users} now, {stats.peak_users} peak, {stats.logins} logins",
+        f"last minute: {lines_in} lines in, {delivered} delivered",
+        f"refused: {_by_cause(stats.refusals)}",
+        f"disconnects: {_by_cause(stats.disconnects)}",
+    )]

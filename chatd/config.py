@@ -73,6 +73,8 @@ class Settings:
     data_dir: str = "var"
     motd: str = ""
     limits: Limits = field(default_factory=Limits)
+    # Endpoints for the Prometheus /metrics page; empty: off.
+    metrics: list[str] = field(default_factory=list)
 
 
 _SERVER_TYPES = {"listen": list, "room": str, "data_dir": str, "motd": str}
@@ -108,10 +110,10 @@ def load(path: str | Path | None) -> Settings:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path}: {e}") from e
-    unknown = set(doc) - {"server", "limits"}
+    unknown = set(doc) - {"server", "limits", "metrics"}
     if unknown:
         raise ConfigError(f"unknown table [{sorted(unknown)[0]}] in {path}")
-    for table in ("server", "limits"):
+    for table in ("server", "limits", "metrics"):
         if not isinstance(doc.get(table, {}), dict):
             raise ConfigError(f"{table} must be a table: [{table}]")
     server = dict(doc.get("server", {}))
@@ -133,6 +135,18 @@ def load(path: str | Path | None) -> Settings:
             server_values[key] = "\n".join(clean(line) for line in lines)
     if "room" in server_values and "\n" in server_values["room"]:
         raise ConfigError("server.room must be one line")
-    settings = Settings(**server_values, limits=Limits(**limits))
+    settings = Settings(**server_values, limits=Limits(**limits),
+                        metrics=_metrics_listen(doc.get("metrics", {})))
     settings.limits.check()
     return settings
+
+
+def _metrics_listen(table: dict) -> list[str]:
+    """[metrics] listen: endpoint strings for the /metrics page."""
+    for key in table:
+        if key != "listen":
+            raise ConfigError(f"unknown key metrics.{key}")
+    listen = table.get("listen", [])
+    if not isinstance(listen, list) or not all(isinstance(item, str) for item in listen):
+        raise ConfigError("metrics.listen must be a list of endpoint strings")
+    return listen

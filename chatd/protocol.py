@@ -27,6 +27,7 @@ from chatd.config import Limits
 from chatd.limits import IdleTimer, LoginFailures, Recent, TokenBucket
 from chatd.room import Banned, IClient, Member, Room, RoomError
 from chatd.sockets import tcp_socket, tune_client_socket
+from chatd.stats import Stats
 from chatd.text import clean, encode, error, notice, prompt
 
 log = Logger()
@@ -114,11 +115,12 @@ class ChatProtocol(Commands, LineReceiver):
     def _overflow(self) -> None:
         log.info("send queue exceeded for {name} from {host}",
                  name=self.member.name if self.member else None, host=self.host)
+        self.factory.stats.sendq_disconnects += 1
         member, self.member = self.member, None
         self._closing = True
         self.transport.abortConnection()  # at once: memory first, the room after
         if member is not None:
-            self.room.server_leave(member, "send queue exceeded")
+            self.room.server_leave(member, "send queue exceeded", count_as="sendq")
 
     def resumeProducing(self) -> None:
         """The transport's write buffer is empty (IPullProducer), or, on
@@ -199,6 +201,7 @@ class ChatProtocol(Commands, LineReceiver):
     def _login_timed_out(self) -> None:
         self._login_timer = None
         if self.member is None and not self._closing:
+            self.factory.stats.refused("login timeout")
             self._close(error("login timed out"))
 
     def connectionLost(self, reason):
@@ -221,7 +224,9 @@ class ChatProtocol(Commands, LineReceiver):
         if self.member is not None:
             self.room.send_many(self.member, lines)
         else:
-            self._write(b"".join(encode(line) for line in lines))
+            data = b"".join(encode(line) for line in lines)
+            self.factory.stats.bytes_sent += len(data)
+            self._write(data)
 
     def _close(self, *lines: str) -> None:
         if lines:
@@ -244,6 +249,7 @@ class ChatProtocol(Commands, LineReceiver):
             if data[:1] == b"\n":
                 data = data[1:]
         parts = _EOL.split(data)
+        self.factory.stats.lines_received += len(parts) - 1
         self._skip_lf = data.endswith(b"\r")
         for part in parts[:-1]:
             if self._closing:
@@ -285,14 +291,19 @@ class ChatProtocol(Commands, LineReceiver):
         limits = self.factory.limits
         if self._refused is None:  # most people never flood: no history until then
             self._refused = Recent(self.factory.clock)
+        stats = self.factory.stats
         if self._refused.add(limits.flood_kick, limits.flood_kick_window) <= limits.flood_kick:
+            stats.flood_refusals += 1
             self.reply(error("slow down"))
         elif self.member is not None:
             log.info("{name} kicked for flooding from {host}", name=self.member.name,
                      host=self.host)
+            stats.flood_kicks += 1
             self.room.server_kick(self.member, "flooding")
         else:
             log.info("flooding connection from {host} closed", host=self.host)
+            stats.flood_kicks += 1
+            stats.refused("flood")
             self._close(error("you were kicked by server: flooding"))
         return False
 
@@ -344,11 +355,13 @@ class ChatProtocol(Commands, LineReceiver):
         except Banned as e:
             log.info("banned name {name} refused from {host}", name=name,
                      host=self.host)
+            self.factory.stats.refused("banned")
             self._close(error(str(e)))
             return
         except RoomError as e:
             self._name_failures += 1
             if self._name_failures >= MAX_NAME_ATTEMPTS:
+                self.factory.stats.refused("bad name")
                 self._close(error(str(e)), error("too many attempts, goodbye"))
             else:
                 self.reply(error(str(e)), prompt("username"))
@@ -357,6 +370,7 @@ class ChatProtocol(Commands, LineReceiver):
             if self.factory.failures.blocked(self.host):
                 log.warn("admin login for {name} refused from {host}: too many failures",
                          name=name, host=self.host)
+                self.factory.stats.refused("login failures")
                 self._close(error("too many failed logins, try later"))
                 return
             self._pending_name = name
@@ -367,6 +381,7 @@ class ChatProtocol(Commands, LineReceiver):
             self.room.check_address(self.host)
         except Banned as e:
             log.info("banned address {host} refused as {name}", name=name, host=self.host)
+            self.factory.stats.refused("banned")
             self._close(error(str(e)))
             return
         self._join(name, admin=False)
@@ -377,6 +392,7 @@ class ChatProtocol(Commands, LineReceiver):
         if not failures.begin(self.host):
             log.warn("admin login for {name} refused from {host}: too many failures",
                      name=name, host=self.host)
+            self.factory.stats.refused("login failures")
             self._close(error("too many failed logins, try later"))
             return
         self._hold()
@@ -394,6 +410,8 @@ class ChatProtocol(Commands, LineReceiver):
             # One line per failure, for fail2ban: "failed admin login for NAME from HOST".
             log.warn("failed admin login for {name} from {host}", name=name, host=self.host)
             failures.end(self.host, failed=True)
+            self.factory.stats.failed_admin_logins += 1
+            self.factory.stats.refused("wrong password")
             self._close(error("wrong password"))
 
         d.addCallbacks(accepted, refused)
@@ -428,7 +446,8 @@ class ChatProtocol(Commands, LineReceiver):
             return
         self.reply(error("idle timeout"))
         member, self.member = self.member, None
-        self.room.server_leave(member, "idle timeout")  # journaled, then announced
+        # Journaled, then announced to the room.
+        self.room.server_leave(member, "idle timeout", count_as="idle")
         self.disconnect()
 
     def _internal_error(self, failure) -> None:
@@ -456,10 +475,12 @@ class ChatFactory(ServerFactory):
     protocol = ChatProtocol
     noisy = False
 
-    def __init__(self, room: Room, portal, limits: Limits | None = None, clock=None):
+    def __init__(self, room: Room, portal, limits: Limits | None = None, clock=None,
+                 stats: Stats | None = None):
         if clock is None:
             from twisted.internet import reactor as clock
         self.room = room
+        self.stats = stats if stats is not None else room.stats
         self.portal = portal
         self.limits = limits or Limits()
         self.clock = clock
@@ -471,8 +492,10 @@ class ChatFactory(ServerFactory):
     def admit(self, conn: ChatProtocol) -> str | None:
         """Count a new connection in, or say why it is refused."""
         if len(self.connections) >= self.limits.max_clients:
+            self.stats.refused("server full")
             return "server full"
         if self.per_host.get(conn.host, 0) >= self.limits.max_per_ip:
+            self.stats.refused("per-ip limit")
             return "too many connections from your address"
         self.connections.add(conn)
         self.per_host[conn.host] = self.per_host.get(conn.host, 0) + 1

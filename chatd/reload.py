@@ -28,7 +28,7 @@ from chatd.tls import CertificateError
 log = Logger()
 
 # Settings that only a restart can change.
-RESTART_ONLY = ("listen", "data_dir")
+RESTART_ONLY = ("listen", "data_dir", "metrics")
 
 
 class Renewable(Protocol):

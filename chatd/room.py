@@ -26,6 +26,7 @@ from zope.interface import Interface
 
 from chatd.journal import SERVER, Entry
 from chatd.journal import timestamp as _timestamp
+from chatd.stats import Stats
 from chatd.store import Ban, BanStore
 from chatd.text import NAME_RULE, encode, error, name_key, notice, valid_name
 
@@ -121,8 +122,10 @@ class Room:
         name: str = "chatd",
         motd: str = "",
         wall_clock: Callable[[], float] | None = None,
+        stats: Stats | None = None,
     ):
         self.name = name
+        self.stats = stats if stats is not None else Stats(clock.seconds())
         self.motd = motd
         self._clock = clock
         self._now = wall_clock or clock.seconds
@@ -175,6 +178,7 @@ class Room:
             self._late.append(member)
         self._members[member.key] = member
         bisect.insort(self._order, member.key)
+        self.stats.joined(len(self._members))
         role = " (admin)" if admin else ""
         self.send_many(member, [
             notice(f"logged in as {name}{role} in {self.name}"),
@@ -185,14 +189,17 @@ class Room:
         log.info("{name} joined from {address}", name=name, address=address)
         return member
 
-    def leave(self, member: Member, reason: str = "", cause: str = "") -> None:
-        """member left: reason is their own words, cause the server's."""
+    def leave(self, member: Member, reason: str = "", cause: str = "",
+              count_as: str = "closed") -> None:
+        """member left: reason is their own words, cause the server's;
+        count_as is the cause /stats and the metrics count it under."""
         if len(self._pending) > member.since and member.key in self._members:
             self.flush()  # what was said before they left still reaches them
         if self._remove(member):
+            self.stats.disconnected(count_as)
             text = f"{member.name} left" + (f" ({cause})" if cause else "")
             self._broadcast(notice(_with_reason(text, reason)))
-            log.info("{name} left {cause}", name=member.name, cause=cause)
+            log.info("{name} left ({how})", name=member.name, how=cause or count_as)
 
     def _remove(self, member: Member) -> bool:
         if self._members.get(member.key) is not member:
@@ -279,14 +286,15 @@ class Room:
         entry = Entry(self._now(), "kick", admin.name, target.name, reason)
         return self._journaled(entry, kicked)
 
-    def expel(self, target: Member, what: str, reason: str) -> None:
+    def expel(self, target: Member, what: str, reason: str, count_as: str = "kicked") -> None:
         """Tell target they were {what}, disconnect them, and tell the room."""
-        self._cut(target, what, reason)
+        self._cut(target, what, reason, count_as)
         self._broadcast(notice(_with_reason(f"{target.name} was {what}", reason)))
 
-    def _cut(self, target: Member, what: str, reason: str) -> None:
+    def _cut(self, target: Member, what: str, reason: str, count_as: str) -> None:
         self.send(target, error(_with_reason(f"you were {what}", reason)))
-        self._remove(target)
+        if self._remove(target):
+            self.stats.disconnected(count_as)
         target.client.disconnect()
 
     def server_kick(self, target: Member, reason: str) -> defer.Deferred:
@@ -299,13 +307,13 @@ class Room:
         waits for the commit, like every moderation announcement.
         """
         what = f"kicked by {SERVER}"
-        self._cut(target, what, reason)
+        self._cut(target, what, reason, count_as="flood")
         return self._journaled(
             Entry(self._now(), "kick", SERVER, target.name, reason),
             lambda: self._broadcast(
                 notice(_with_reason(f"{target.name} was {what}", reason))))
 
-    def server_leave(self, member: Member, cause: str) -> defer.Deferred:
+    def server_leave(self, member: Member, cause: str, count_as: str) -> defer.Deferred:
         """The server dropped member for cause ("send queue exceeded",
         "idle timeout"); the room gets `* NAME left (CAUSE)` once journaled.
 
@@ -317,7 +325,8 @@ class Room:
         """
         if not self._remove(member):
             return defer.succeed(None)
-        log.info("{name} left {cause}", name=member.name, cause=cause)
+        self.stats.disconnected(count_as)
+        log.info("{name} left ({cause})", name=member.name, cause=cause)
         return self._journaled(
             Entry(self._now(), "disconnect", SERVER, member.name, cause),
             lambda: self._broadcast(notice(f"{member.name} left ({cause})")))
@@ -357,13 +366,13 @@ class Room:
             )
             target = self.get(name)
             if target is not None:
-                self.expel(target, what, reason)
+                self.expel(target, what, reason, count_as="banned")
             else:
                 self._broadcast(notice(_with_reason(f"{name} was {what}", reason)))
             if host is not None:
                 for member in self.members:
                     if member.address == host and not member.admin:
-                        self.expel(member, what, reason)
+                        self.expel(member, what, reason, count_as="banned")
 
         entry = Entry(now, "ban", admin.name, name, reason, expires, host)
         d = self._bans.add(ban)
@@ -450,6 +459,7 @@ class Room:
         """Tell everyone the server is going, and let them go."""
         self._broadcast(notice(text))
         self.flush()
+        self.stats.disconnected("shutdown", len(self._members))
         for member in list(self._members.values()):
             self._remove(member)
             member.client.disconnect()
@@ -463,7 +473,10 @@ class Room:
     def send_many(self, member: Member, lines: Iterable[str]) -> None:
         if len(self._pending) > member.since:
             self.flush()
-        self._deliver(member, b"".join(encode(line) for line in lines))
+        data = b"".join(encode(line) for line in lines)
+        self.stats.lines_delivered += data.count(b"\n")
+        self.stats.bytes_sent += len(data)
+        self._deliver(member, data)
 
     def _broadcast(self, line: str, sender: Member | None = None) -> None:
         self._pending.append((sender, encode(line)))
@@ -482,15 +495,23 @@ class Room:
             shared = b"".join(data for _, data in pending)
             special = {sender for sender, _ in pending if sender is not None}
             special.update(late)
-            for member in list(self._members.values()):
+            members = list(self._members.values())
+            # Counted as if everyone got everything, then corrected for
+            # the few special members: nothing per ordinary recipient.
+            lines, sent = len(pending) * len(members), len(shared) * len(members)
+            for member in members:
                 if member in special:
-                    data = b"".join(
-                        d for who, d in pending[member.since:] if who is not member)
+                    parts = [d for who, d in pending[member.since:] if who is not member]
+                    data = b"".join(parts)
+                    lines -= len(pending) - len(parts)
+                    sent -= len(shared) - len(data)
                     if not data:
                         continue
                 else:
                     data = shared
                 self._deliver(member, data)
+            self.stats.lines_delivered += lines
+            self.stats.bytes_sent += sent
         for member in late:
             member.since = 0
 
@@ -501,6 +522,7 @@ class Room:
         except Exception:
             log.failure("delivery to {name} failed", name=member.name)
             if self._remove(member):
+                self.stats.disconnected("failed")
                 self._broadcast(notice(f"{member.name} left (connection failed)"))
                 try:
                     member.client.disconnect()

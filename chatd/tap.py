@@ -21,13 +21,14 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 import twisted
-from chatd import __version__, config, datadir
+from chatd import __version__, config, datadir, metrics
 from chatd.auth import AdminFile, ensure_first_admin, make_portal
 from chatd.datadir import StartError
 from chatd.protocol import ChatFactory
 from chatd.reload import ReloadService
 from chatd.room import Room
 from chatd.sockets import with_backlog
+from chatd.stats import Stats, StatsService
 from chatd.store import BanStore, SchemaTooNew
 from chatd.tls import RenewableTLS, renewable_endpoint
 
@@ -39,7 +40,8 @@ SAMPLE_CONFIG = Path(__file__).parent / "etc" / "chatd.toml"
 
 
 class Options(usage.Options):
-    synopsis = "[--listen ENDPOINT ...] [--config FILE] [--data-dir DIR]"
+    synopsis = ("[--listen ENDPOINT ...] [--config FILE] [--data-dir DIR]"
+                " [--metrics ENDPOINT ...]")
     longdesc = (
         "Serve one moderated chat room over a line protocol (telnet, netcat "
         "or chatd-client).  Options override the config file; see "
@@ -54,6 +56,7 @@ class Options(usage.Options):
     def __init__(self):
         super().__init__()
         self["listen"] = []
+        self["metrics"] = []
 
     def opt_listen(self, endpoint: str) -> None:
         """Listen on ENDPOINT, a Twisted endpoint string such as tcp:4000, tcp:4000:interface=127.0.0.1 or ssl:4443:privateKey=key.pem:certKey=cert.pem (repeatable) [default: tcp:4000]."""  # noqa: E501
@@ -66,6 +69,10 @@ class Options(usage.Options):
         print(f"chatd {__version__} (Twisted {twisted.__version__})")
         sys.exit(0)
 
+    def opt_metrics(self, endpoint: str) -> None:
+        """Serve Prometheus metrics over HTTP at /metrics on ENDPOINT, such as tcp:9100:interface=127.0.0.1 (repeatable) [default: off]."""  # noqa: E501
+        self["metrics"].append(endpoint)
+
     def read_settings(self) -> config.Settings:
         """The config file with the options' overrides: at start and on reload."""
         settings = config.load(self["config"])
@@ -73,6 +80,8 @@ class Options(usage.Options):
             settings.listen = list(self["listen"])
         if self["data-dir"]:
             settings.data_dir = self["data-dir"]
+        if self["metrics"]:
+            settings.metrics = list(self["metrics"])
         return settings
 
     def postOptions(self) -> None:
@@ -208,6 +217,25 @@ def _clean_exit_on_start_error() -> None:
     sys.excepthook = hook
 
 
+def _metrics(endpoints: list[str], factory: ChatFactory, store: BanStore,
+             reactor) -> service.MultiService:
+    """The /metrics page on each endpoint, and the reactor lag it reports."""
+    lag = metrics.LagMeter(reactor)
+    collector = metrics.ChatCollector(
+        factory.stats,
+        connections=lambda: len(factory.connections),
+        members=lambda: len(factory.room.members),
+        bans=lambda: len(store.all(time.time())),
+        lag=lag,
+    )
+    site = metrics.make_site(collector)
+    group = service.MultiService()
+    metrics.MetricsService(lag, endpoints).setServiceParent(group)
+    for description in endpoints:
+        Listener(description, site, reactor).setServiceParent(group)
+    return group
+
+
 def makeService(options: Options, reactor=None) -> service.MultiService:
     if reactor is None:
         from twisted.internet import reactor
@@ -216,9 +244,10 @@ def makeService(options: Options, reactor=None) -> service.MultiService:
     # root, before twistd drops privileges.  ChatService.startService opens it.
     admins = AdminFile(Path(settings.data_dir) / "admins")
     store = BanStore.unopened()
+    stats = Stats(reactor.seconds())
     room = Room(reactor, store, admins.is_admin, name=settings.room,
-                motd=settings.motd, wall_clock=time.time)
-    factory = ChatFactory(room, make_portal(admins), settings.limits, reactor)
+                motd=settings.motd, wall_clock=time.time, stats=stats)
+    factory = ChatFactory(room, make_portal(admins), settings.limits, reactor, stats)
 
     top = service.MultiService()
     top.setName("chatd")
@@ -228,5 +257,8 @@ def makeService(options: Options, reactor=None) -> service.MultiService:
         listener.setServiceParent(top)
     ReloadService(options.read_settings, settings, factory, admins, listeners,
                   reactor).setServiceParent(top)
+    StatsService(stats, reactor).setServiceParent(top)
+    if settings.metrics:
+        _metrics(settings.metrics, factory, store, reactor).setServiceParent(top)
     _clean_exit_on_start_error()
     return top

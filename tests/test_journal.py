@@ -176,9 +176,9 @@ class RoomJournalTests(unittest.TestCase):
     def test_server_leave_is_the_hook_for_server_disconnects(self):
         """server_leave (send queue, idle timeout): out of the room now, announced after
         the commit, and a second call for the same member does nothing."""
-        self.room.server_leave(self.bob_m, "idle timeout")
+        self.room.server_leave(self.bob_m, "idle timeout", count_as="idle")
         self.assertIsNone(self.room.get("bob"))
-        self.successResultOf(self.room.server_leave(self.bob_m, "idle timeout"))
+        self.successResultOf(self.room.server_leave(self.bob_m, "idle timeout", count_as="idle"))
         self.assertEqual(self.heard(self.alice), [])
         self.runner.fire()
         self.assertEqual(self.runner.waiting, [])

@@ -52,18 +52,11 @@ class LineClient(LineReceiver):
         self.closed.callback(None)
 
 
-class LoopbackTests(unittest.TestCase):
-    def setUp(self):
-        self.data = Path(self.mktemp())
-        AdminFile(self.data / "admins").set_password("boss", "boss-password")
-        options = Options()
-        options.parseOptions(["--listen", "tcp:0:interface=127.0.0.1",
-                              "--data-dir", str(self.data)])
-        self.service = makeService(options, reactor)
-        self.service.startService()
-        listener = next(s for s in self.service if isinstance(s, Listener))
-        self.port = listener._port.getHost().port
-        self.clients: list[LineClient] = []
+class LoopbackClients:
+    """Real line clients for a TestCase whose setUp starts the service
+    (self.service) listening on self.port; they are closed in tearDown."""
+
+    clients: list[LineClient]
 
     @defer.inlineCallbacks
     def tearDown(self):
@@ -86,6 +79,20 @@ class LoopbackTests(unittest.TestCase):
                 client.say(password)
             yield client.expect("* online")
         return client
+
+
+class LoopbackTests(LoopbackClients, unittest.TestCase):
+    def setUp(self):
+        self.data = Path(self.mktemp())
+        AdminFile(self.data / "admins").set_password("boss", "boss-password")
+        options = Options()
+        options.parseOptions(["--listen", "tcp:0:interface=127.0.0.1",
+                              "--data-dir", str(self.data)])
+        self.service = makeService(options, reactor)
+        self.service.startService()
+        listener = next(s for s in self.service if isinstance(s, Listener))
+        self.port = listener._port.getHost().port
+        self.clients: list[LineClient] = []
 
     @defer.inlineCallbacks
     def test_three_people_story(self):
