@@ -2,10 +2,11 @@
 
 The protocol turns bytes into lines and runs the login steps; a logged-in
 user's `/verb args` line comes here, to the `cmd_<verb>` method of the
-same name, which parses the arguments and makes one call on the room.
-Refusals are RoomErrors, each shown as one "! " line.  Commands that write
-to disk return a Deferred; the connection holds further lines until it
-fires, so a user's lines keep their order.
+same name, which parses the arguments and makes one call on the room or
+on its moderation (`room.moderation`).  Refusals are RoomErrors, each
+shown as one "! " line.  Commands that write to disk return a Deferred;
+the connection holds further lines until it fires, so a user's lines keep
+their order.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import re
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from chatd.errors import PermissionDenied, RoomError
 from chatd.journal import MAX_SHOWN, parse_count
-from chatd.room import PermissionDenied, RoomError
 from chatd.stats import Stats, format_uptime
 from chatd.text import error, notice
 
@@ -126,7 +127,7 @@ class Commands:
     def cmd_kick(self, arg: str) -> defer.Deferred:
         self._admin_only()
         name, reason = (arg.split(None, 1) + ["", ""])[:2]
-        return self.room.kick(self.member, name, reason.strip())
+        return self.room.moderation.kick(self.member, name, reason.strip())
 
     def cmd_ban(self, arg: str) -> defer.Deferred:
         self._admin_only()
@@ -140,7 +141,7 @@ class Commands:
             words.pop(0)
         if not name:
             raise RoomError("usage: /ban [-ip] NAME [DURATION] [REASON]")
-        return self.room.ban(self.member, name, " ".join(words), duration, address)
+        return self.room.moderation.ban(self.member, name, " ".join(words), duration, address)
 
     def cmd_mute(self, arg: str) -> defer.Deferred:
         self._admin_only()
@@ -152,29 +153,29 @@ class Commands:
             duration = parse_duration(words[1])
             if duration is None:
                 raise RoomError("usage: /mute NAME [DURATION], DURATION like 30s, 10m, 2h, 7d")
-        return self.room.mute(self.member, words[0], duration)
+        return self.room.moderation.mute(self.member, words[0], duration)
 
     def cmd_unmute(self, arg: str) -> defer.Deferred:
         self._admin_only()
         if not arg:
             raise RoomError("usage: /unmute NAME")
-        return self.room.unmute(self.member, arg.split()[0])
+        return self.room.moderation.unmute(self.member, arg.split()[0])
 
     def cmd_unban(self, arg: str) -> defer.Deferred:
         self._admin_only()
         if not arg:
             raise RoomError("usage: /unban NAME")
-        return self.room.unban(self.member, arg.split()[0])
+        return self.room.moderation.unban(self.member, arg.split()[0])
 
     def cmd_bans(self, arg: str) -> None:
-        self.reply(*self.room.ban_lines(self.member))
+        self.reply(*self.room.moderation.ban_lines(self.member))
 
     def cmd_modlog(self, arg: str) -> defer.Deferred:
         self._admin_only()
         count = parse_count(arg)
         if count is None:
             raise RoomError("usage: /modlog [N]")
-        d = self.room.modlog_lines(self.member, count)
+        d = self.room.moderation.modlog_lines(self.member, count)
         return d.addCallback(lambda lines: self.reply(*lines))
 
     def cmd_stats(self, arg: str) -> None:

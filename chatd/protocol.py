@@ -24,8 +24,9 @@ from zope.interface import implementer
 from chatd.auth import IChatAdmin
 from chatd.commands import Commands
 from chatd.config import Limits
+from chatd.errors import Banned, RoomError
 from chatd.limits import IdleTimer, LoginFailures, Recent, TokenBucket
-from chatd.room import Banned, IClient, Member, Room, RoomError
+from chatd.room import IClient, Member, Room
 from chatd.sockets import tcp_socket, tune_client_socket
 from chatd.stats import Stats
 from chatd.text import clean, encode, error, notice, prompt
@@ -120,7 +121,7 @@ class ChatProtocol(Commands, LineReceiver):
         self._closing = True
         self.transport.abortConnection()  # at once: memory first, the room after
         if member is not None:
-            self.room.server_leave(member, "send queue exceeded", count_as="sendq")
+            self.room.moderation.server_leave(member, "send queue exceeded", count_as="sendq")
 
     def resumeProducing(self) -> None:
         """The transport's write buffer is empty (IPullProducer), or, on
@@ -299,7 +300,7 @@ class ChatProtocol(Commands, LineReceiver):
             log.info("{name} kicked for flooding from {host}", name=self.member.name,
                      host=self.host)
             stats.flood_kicks += 1
-            self.room.server_kick(self.member, "flooding")
+            self.room.moderation.server_kick(self.member, "flooding")
         else:
             log.info("flooding connection from {host} closed", host=self.host)
             stats.flood_kicks += 1
@@ -447,7 +448,7 @@ class ChatProtocol(Commands, LineReceiver):
         self.reply(error("idle timeout"))
         member, self.member = self.member, None
         # Journaled, then announced to the room.
-        self.room.server_leave(member, "idle timeout", count_as="idle")
+        self.room.moderation.server_leave(member, "idle timeout", count_as="idle")
         self.disconnect()
 
     def _internal_error(self, failure) -> None:

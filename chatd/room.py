@@ -3,7 +3,10 @@
 The room is a plain domain object.  It knows no sockets and no reactor
 beyond an injected clock; each person in it is reached through an IClient
 that a front end (chatd.protocol) provides.  Refusals are raised as
-RoomError subclasses whose text the front end shows after "! ".
+chatd.errors.RoomError subclasses whose text the front end shows after
+"! ".  What admins do to members (kicks, bans, mutes) is the room's
+Moderation (chatd.moderation), reached as `room.moderation`; it changes
+the room through the public methods here.
 
 Broadcasts are coalesced: broadcasts said in one reactor turn are joined
 into one bytes object written once to each member (a sender gets the same
@@ -19,15 +22,14 @@ import bisect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import Interface
 
-from chatd.journal import SERVER, Entry
-from chatd.journal import timestamp as _timestamp
+from chatd.errors import Banned, InvalidName, NameTaken, NoSuchUser
+from chatd.moderation import Moderation, with_reason
 from chatd.stats import Stats
-from chatd.store import Ban, BanStore
+from chatd.store import BanStore
 from chatd.text import NAME_RULE, encode, error, name_key, notice, valid_name
 
 log = Logger()
@@ -44,40 +46,6 @@ class IClient(Interface):
 
     def disconnect() -> None:
         """Close the connection once what was delivered has been written."""
-
-
-class RoomError(Exception):
-    """A refusal; str(error) is the text shown to the person after '! '."""
-
-
-class InvalidName(RoomError):
-    pass
-
-
-class NameTaken(RoomError):
-    pass
-
-
-class Banned(RoomError):
-    pass
-
-
-class NoSuchUser(RoomError):
-    pass
-
-
-class PermissionDenied(RoomError):
-    def __init__(self, text: str = "permission denied"):
-        super().__init__(text)
-
-
-class NotAllowed(RoomError):
-    pass
-
-
-class Muted(RoomError):
-    def __init__(self, text: str = "you are muted"):
-        super().__init__(text)
 
 
 @dataclass(eq=False, slots=True)
@@ -100,19 +68,6 @@ class Member:
         return "@" + self.name if self.admin else self.name
 
 
-def _with_reason(text: str, reason: str) -> str:
-    return f"{text}: {reason}" if reason else text
-
-
-def format_duration(seconds: float) -> str:
-    """30 -> 30s, 7200 -> 2h: the largest unit that divides it exactly."""
-    seconds = int(seconds)
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
 class Room:
     def __init__(
         self,
@@ -130,17 +85,20 @@ class Room:
         self._clock = clock
         self._now = wall_clock or clock.seconds
         self._bans = bans
-        self._journal = bans.journal
         self._is_admin_name = is_admin_name
         self._members: dict[str, Member] = {}
         self._order: list[str] = []  # member keys, sorted, for /who
         self._late: list[Member] = []  # joined during this turn
-        self._banning: set[str] = set()  # name keys with a ban being written
-        self._mutes: dict[str, float | None] = {}  # name key -> until (None: no end)
         self._pending: list[tuple[Member | None, bytes]] = []
         self._flush_call = None
+        self.moderation = Moderation(self, bans.journal, self._now)
 
     # -- who is here --------------------------------------------------
+
+    @property
+    def bans(self) -> BanStore:
+        """The ban list logins are checked against (and moderation writes to)."""
+        return self._bans
 
     @property
     def members(self) -> list[Member]:
@@ -158,7 +116,7 @@ class Room:
             raise InvalidName(f"invalid username: use {NAME_RULE}")
         ban = self._bans.get(name, self._now())
         if ban is not None:
-            raise Banned(_with_reason("you are banned", ban.reason))
+            raise Banned(with_reason("you are banned", ban.reason))
         if name_key(name) in self._members:
             raise NameTaken(f"username {name} is taken")
 
@@ -166,7 +124,7 @@ class Room:
         """Raise Banned if connections from address are banned."""
         ban = self._bans.for_address(address, self._now())
         if ban is not None:
-            raise Banned(_with_reason("you are banned", ban.reason))
+            raise Banned(with_reason("you are banned", ban.reason))
 
     def join(
         self, name: str, client: IClient, admin: bool = False,
@@ -185,7 +143,7 @@ class Room:
             self.who_line(limit=GREETING_NAMES),
             *(notice(line) for line in self.motd.splitlines()),
         ])
-        self._broadcast(notice(f"{name} joined"), sender=member)
+        self.broadcast(notice(f"{name} joined"), sender=member)
         log.info("{name} joined from {address}", name=name, address=address)
         return member
 
@@ -195,11 +153,18 @@ class Room:
         count_as is the cause /stats and the metrics count it under."""
         if len(self._pending) > member.since and member.key in self._members:
             self.flush()  # what was said before they left still reaches them
-        if self._remove(member):
-            self.stats.disconnected(count_as)
+        if self.remove(member, count_as):
             text = f"{member.name} left" + (f" ({cause})" if cause else "")
-            self._broadcast(notice(_with_reason(text, reason)))
+            self.broadcast(notice(with_reason(text, reason)))
             log.info("{name} left ({how})", name=member.name, how=cause or count_as)
+
+    def remove(self, member: Member, count_as: str) -> bool:
+        """Take member out without a word to anyone, counting the disconnect
+        under count_as; False if they were not in the room."""
+        if not self._remove(member):
+            return False
+        self.stats.disconnected(count_as)
+        return True
 
     def _remove(self, member: Member) -> bool:
         if self._members.get(member.key) is not member:
@@ -220,16 +185,15 @@ class Room:
     # -- talking ------------------------------------------------------
 
     def say(self, member: Member, text: str) -> None:
-        if self._mutes:
-            self._check_muted(member)
-        self._broadcast(f"<{member.name}> {text}", sender=member)
+        self.moderation.check_muted(member)
+        self.broadcast(f"<{member.name}> {text}", sender=member)
 
     def action(self, member: Member, text: str) -> None:
-        self._check_muted(member)
-        self._broadcast(f"+ {member.name} {text}", sender=member)
+        self.moderation.check_muted(member)
+        self.broadcast(f"+ {member.name} {text}", sender=member)
 
     def private(self, member: Member, target_name: str, text: str) -> None:
-        self._check_muted(member)
+        self.moderation.check_muted(member)
         target = self._require(target_name)
         self.send(target, f"[{member.name}] {text}")
         self.send(member, f"[->{target.name}] {text}")
@@ -240,224 +204,22 @@ class Room:
             raise NoSuchUser(f"no such user: {name}")
         return target
 
-    def _check_muted(self, member: Member) -> None:
-        if member.key not in self._mutes:
-            return
-        until = self._mutes[member.key]
-        if until is not None and self._now() >= until:
-            del self._mutes[member.key]
-            return
-        raise Muted()
-
-    # -- moderation ---------------------------------------------------
-
-    def _target(self, admin: Member, name: str, verb: str) -> Member | None:
-        """Check that admin may {verb} name; return them if online."""
-        if not admin.admin:
-            raise PermissionDenied()
-        if not name:
-            raise NotAllowed(f"usage: /{verb} NAME [REASON]")
-        if name_key(name) == admin.key:
-            raise NotAllowed(f"you cannot {verb} yourself")
-        target = self.get(name)
-        if (target is not None and target.admin) or self._is_admin_name(name):
-            raise NotAllowed(f"you cannot {verb} an admin")
-        return target
-
-    def _journaled(self, entry: Entry, then: Callable[[], object]) -> defer.Deferred:
-        """Write entry to the journal, then call then() (even if the write failed)."""
-        return self._journal.record(entry).addCallback(lambda _: then())
-
-    def kick(self, admin: Member, name: str, reason: str = "") -> defer.Deferred:
-        """Kick name once the journal has it; fires when done."""
-        target = self._target(admin, name, "kick")
-        if target is None:
-            raise NoSuchUser(f"no such user: {name}")
-
-        def kicked():
-            if self._members.get(target.key) is not target:
-                raise NoSuchUser(f"no such user: {name}")  # left meanwhile
-            self.expel(target, f"kicked by {admin.name}", reason)
-            log.info(
-                "{admin} kicked {target} ({reason})",
-                admin=admin.name, target=target.name, reason=reason,
-            )
-
-        entry = Entry(self._now(), "kick", admin.name, target.name, reason)
-        return self._journaled(entry, kicked)
+    # -- sending people away ------------------------------------------
 
     def expel(self, target: Member, what: str, reason: str, count_as: str = "kicked") -> None:
         """Tell target they were {what}, disconnect them, and tell the room."""
-        self._cut(target, what, reason, count_as)
-        self._broadcast(notice(_with_reason(f"{target.name} was {what}", reason)))
+        self.cut(target, what, reason, count_as)
+        self.broadcast(notice(with_reason(f"{target.name} was {what}", reason)))
 
-    def _cut(self, target: Member, what: str, reason: str, count_as: str) -> None:
-        self.send(target, error(_with_reason(f"you were {what}", reason)))
-        if self._remove(target):
-            self.stats.disconnected(count_as)
+    def cut(self, target: Member, what: str, reason: str, count_as: str) -> None:
+        """Tell target they were {what} and disconnect them; the room is not told."""
+        self.send(target, error(with_reason(f"you were {what}", reason)))
+        self.remove(target, count_as)
         target.client.disconnect()
-
-    def server_kick(self, target: Member, reason: str) -> defer.Deferred:
-        """The server kicks target (flooding): told and disconnected now,
-        the room told once the journal has it.
-
-        Unlike an admin's kick, the person is cut off before the journal
-        write, so that not one more of their lines is handled while the
-        disk works; the room's `* NAME was kicked by server: REASON` still
-        waits for the commit, like every moderation announcement.
-        """
-        what = f"kicked by {SERVER}"
-        self._cut(target, what, reason, count_as="flood")
-        return self._journaled(
-            Entry(self._now(), "kick", SERVER, target.name, reason),
-            lambda: self._broadcast(
-                notice(_with_reason(f"{target.name} was {what}", reason))))
-
-    def server_leave(self, member: Member, cause: str, count_as: str) -> defer.Deferred:
-        """The server dropped member for cause ("send queue exceeded",
-        "idle timeout"); the room gets `* NAME left (CAUSE)` once journaled.
-
-        The front end cuts the connection first and calls this at once
-        (a client that does not read is aborted at once to protect memory;
-        a timed-out one is told and closed): member leaves the room now, and
-        only the announcement waits for the journal's commit.  Calling it for
-        someone who is no longer in the room does nothing.
-        """
-        if not self._remove(member):
-            return defer.succeed(None)
-        self.stats.disconnected(count_as)
-        log.info("{name} left ({cause})", name=member.name, cause=cause)
-        return self._journaled(
-            Entry(self._now(), "disconnect", SERVER, member.name, cause),
-            lambda: self._broadcast(notice(f"{member.name} left ({cause})")))
-
-    def ban(
-        self, admin: Member, name: str, reason: str = "",
-        duration: float | None = None, address: bool = False,
-    ) -> defer.Deferred:
-        """Ban name (and with address, where they connect from) for duration
-        seconds or for good; the room hears of it once the ban is on disk."""
-        target = self._target(admin, name, "ban")
-        if not valid_name(name):
-            raise InvalidName(f"invalid username: use {NAME_RULE}")
-        now = self._now()
-        key = name_key(name)
-        if self._bans.get(name, now) is not None or key in self._banning:
-            raise NotAllowed(f"{name} is already banned")
-        host = None
-        if address:
-            if target is None or not target.address:
-                raise NoSuchUser(f"no such user: {name}")
-            if target.address == admin.address:
-                raise NotAllowed(f"{name} connects from your own address: ban the name only")
-            host = target.address
-        expires = None if duration is None else now + duration
-        ban = Ban(name, admin.name, reason, now, expires, host)
-        what = f"banned by {admin.name}"
-        if duration is not None:
-            what += f" for {format_duration(duration)}"
-        self._banning.add(key)
-
-        def banned(_):
-            log.info(
-                "{admin} banned {target} ({reason}) until {expires} address {address}",
-                admin=admin.name, target=name, reason=reason, expires=expires,
-                address=host,
-            )
-            target = self.get(name)
-            if target is not None:
-                self.expel(target, what, reason, count_as="banned")
-            else:
-                self._broadcast(notice(_with_reason(f"{name} was {what}", reason)))
-            if host is not None:
-                for member in self.members:
-                    if member.address == host and not member.admin:
-                        self.expel(member, what, reason, count_as="banned")
-
-        entry = Entry(now, "ban", admin.name, name, reason, expires, host)
-        d = self._bans.add(ban)
-        d.addBoth(lambda result: (self._banning.discard(key), result)[1])
-        return d.addCallback(lambda _: self._journaled(entry, lambda: banned(None)))
-
-    def unban(self, admin: Member, name: str) -> defer.Deferred:
-        if not admin.admin:
-            raise PermissionDenied()
-        if self._bans.get(name, self._now()) is None:
-            raise NoSuchUser(f"{name} is not banned")
-
-        def lifted(ban):
-            shown = ban.name if ban else name
-            log.info("{admin} unbanned {target}", admin=admin.name, target=name)
-            return self._journaled(
-                Entry(self._now(), "unban", admin.name, shown,
-                      address=ban.address if ban else None),
-                lambda: self._broadcast(notice(f"{shown} was unbanned by {admin.name}")))
-
-        return self._bans.remove(name).addCallback(lifted)
-
-    def ban_lines(self, admin: Member) -> list[str]:
-        if not admin.admin:
-            raise PermissionDenied()
-        bans = self._bans.all(self._now())
-        if not bans:
-            return [notice("no bans")]
-        lines = [notice(f"bans ({len(bans)}):")]
-        for ban in bans:
-            text = f"{ban.name} by {ban.by_admin} at {_timestamp(ban.created)}"
-            if ban.expires is not None:
-                text += f" until {_timestamp(ban.expires)}"
-            if ban.address:
-                text += f" (address {ban.address})"
-            lines.append(notice(_with_reason(text, ban.reason)))
-        return lines
-
-    def mute(self, admin: Member, name: str, duration: float | None = None) -> defer.Deferred:
-        """Mute name once the journal has it; fires when done."""
-        target = self._target(admin, name, "mute")
-        if target is None:
-            raise NoSuchUser(f"no such user: {name}")
-        now = self._now()
-        until = None if duration is None else now + duration
-        what = f"{target.name} was muted by {admin.name}"
-        if duration is not None:
-            what += f" for {format_duration(duration)}"
-
-        def muted():
-            self._mutes[target.key] = until
-            self._broadcast(notice(what))
-            log.info("{admin} muted {target}", admin=admin.name, target=target.name)
-
-        return self._journaled(Entry(now, "mute", admin.name, target.name, expires=until),
-                               muted)
-
-    def unmute(self, admin: Member, name: str) -> defer.Deferred:
-        """Lift name's mute once the journal has it; fires when done."""
-        if not admin.admin:
-            raise PermissionDenied()
-        if name_key(name) not in self._mutes:
-            raise NotAllowed(f"{name} is not muted")
-        target = self.get(name)
-        shown = target.name if target else name
-
-        def unmuted():
-            self._mutes.pop(name_key(name), None)
-            self._broadcast(notice(f"{shown} was unmuted by {admin.name}"))
-
-        return self._journaled(Entry(self._now(), "unmute", admin.name, shown), unmuted)
-
-    def modlog_lines(self, admin: Member, count: int) -> defer.Deferred:
-        """Fires with `* ` lines for the newest count journal entries, oldest first."""
-        if not admin.admin:
-            raise PermissionDenied()
-
-        def lines(entries: list[Entry]) -> list[str]:
-            return [notice(e.line()) for e in entries] or [notice("no moderation entries")]
-
-        return self._journal.last(count).addCallback(lines)
 
     def shutdown(self, text: str = "server shutting down") -> None:
         """Tell everyone the server is going, and let them go."""
-        self._broadcast(notice(text))
+        self.broadcast(notice(text))
         self.flush()
         self.stats.disconnected("shutdown", len(self._members))
         for member in list(self._members.values()):
@@ -478,7 +240,8 @@ class Room:
         self.stats.bytes_sent += len(data)
         self._deliver(member, data)
 
-    def _broadcast(self, line: str, sender: Member | None = None) -> None:
+    def broadcast(self, line: str, sender: Member | None = None) -> None:
+        """line to every member (but sender) with the rest of this turn's."""
         self._pending.append((sender, encode(line)))
         if self._flush_call is None:
             self._flush_call = self._clock.callLater(0, self.flush)
@@ -521,9 +284,8 @@ class Room:
             member.client.deliver(data)
         except Exception:
             log.failure("delivery to {name} failed", name=member.name)
-            if self._remove(member):
-                self.stats.disconnected("failed")
-                self._broadcast(notice(f"{member.name} left (connection failed)"))
+            if self.remove(member, "failed"):
+                self.broadcast(notice(f"{member.name} left (connection failed)"))
                 try:
                     member.client.disconnect()
                 except Exception:

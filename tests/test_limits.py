@@ -253,9 +253,10 @@ class ModerationTests(LimitsTestCase):
         self.h.room._bans = BanStore(lambda fn: waiting.append(defer.Deferred()) or waiting[-1],
                                      {})
         self.h.send(self.boss, "/ban bob first")
-        self.h.room.ban(self.h.room.get("boss"), "carl")  # any other ban is fine
-        from chatd.room import NotAllowed
-        self.assertRaises(NotAllowed, self.h.room.ban, self.h.room.get("boss"), "BOB", "second")
+        self.h.room.moderation.ban(self.h.room.get("boss"), "carl")  # any other ban is fine
+        from chatd.errors import NotAllowed
+        self.assertRaises(NotAllowed, self.h.room.moderation.ban, self.h.room.get("boss"),
+                          "BOB", "second")
         for d in waiting:
             d.callback(None)
         self.assertEqual(self.h.read(self.alice).count("* bob was banned by boss: first"), 1)

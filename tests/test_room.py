@@ -3,7 +3,7 @@
 from twisted.logger import capturedLogs
 from twisted.trial import unittest
 
-from chatd.room import (
+from chatd.errors import (
     Banned,
     InvalidName,
     NameTaken,
@@ -181,7 +181,7 @@ class ModerationTests(RoomTestCase):
     def test_kick(self):
         """The kicked user is told why and disconnected; the room is told; they may return."""
         with capturedLogs() as events:
-            self.room.kick(self.boss_m, "ALICE", "rude")
+            self.room.moderation.kick(self.boss_m, "ALICE", "rude")
         self.clock.advance(0)
         self.assertEqual(self.alice.lines(), ["! you were kicked by boss: rude"])
         self.assertTrue(self.alice.disconnected)
@@ -193,29 +193,29 @@ class ModerationTests(RoomTestCase):
 
     def test_non_admin_cannot_moderate(self):
         """An ordinary user's /kick, /ban, /unban, /bans are refused and change nothing."""
-        self.assertRaises(PermissionDenied, self.room.kick, self.alice_m, "bob")
-        self.assertRaises(PermissionDenied, self.room.ban, self.alice_m, "bob")
-        self.assertRaises(PermissionDenied, self.room.unban, self.alice_m, "bob")
-        self.assertRaises(PermissionDenied, self.room.ban_lines, self.alice_m)
+        self.assertRaises(PermissionDenied, self.room.moderation.kick, self.alice_m, "bob")
+        self.assertRaises(PermissionDenied, self.room.moderation.ban, self.alice_m, "bob")
+        self.assertRaises(PermissionDenied, self.room.moderation.unban, self.alice_m, "bob")
+        self.assertRaises(PermissionDenied, self.room.moderation.ban_lines, self.alice_m)
         self.clock.advance(0)
         self.assertFalse(self.bob.disconnected)
         self.assertEqual(self.bob.lines(), [])
 
     def test_cannot_target_self_or_admin(self):
         """Admins cannot kick or ban themselves or another admin."""
-        self.assertRaises(NotAllowed, self.room.kick, self.boss_m, "boss")
-        self.assertRaises(NotAllowed, self.room.ban, self.boss_m, "BOSS")
+        self.assertRaises(NotAllowed, self.room.moderation.kick, self.boss_m, "boss")
+        self.assertRaises(NotAllowed, self.room.moderation.ban, self.boss_m, "BOSS")
         other = self.room.join("boss2", FakeClient(), admin=True)
-        self.assertRaises(NotAllowed, self.room.kick, self.boss_m, "boss2")
+        self.assertRaises(NotAllowed, self.room.moderation.kick, self.boss_m, "boss2")
         self.assertIsNotNone(other)
 
     def test_kick_unknown(self):
         """Kicking someone who is not online says so."""
-        self.assertRaises(NoSuchUser, self.room.kick, self.boss_m, "ghost")
+        self.assertRaises(NoSuchUser, self.room.moderation.kick, self.boss_m, "ghost")
 
     def test_ban_keeps_name_out(self):
         """A banned user is disconnected and their name, in any case, is refused after."""
-        self.successResultOf(self.room.ban(self.boss_m, "bob", "spam"))
+        self.successResultOf(self.room.moderation.ban(self.boss_m, "bob", "spam"))
         self.clock.advance(0)
         self.assertEqual(self.bob.lines(), ["! you were banned by boss: spam"])
         self.assertTrue(self.bob.disconnected)
@@ -225,15 +225,15 @@ class ModerationTests(RoomTestCase):
 
     def test_ban_offline_name_and_unban(self):
         """A name not online can be banned; /unban lets it in again."""
-        self.successResultOf(self.room.ban(self.boss_m, "troll"))
+        self.successResultOf(self.room.moderation.ban(self.boss_m, "troll"))
         self.assertRaises(Banned, self.room.check_name, "troll")
-        self.assertEqual(self.room.ban_lines(self.boss_m)[0], "* bans (1):")
-        self.successResultOf(self.room.unban(self.boss_m, "TROLL"))
+        self.assertEqual(self.room.moderation.ban_lines(self.boss_m)[0], "* bans (1):")
+        self.successResultOf(self.room.moderation.unban(self.boss_m, "TROLL"))
         self.clock.advance(0)
         self.room.check_name("troll")
         self.assertEqual(self.alice.lines(), ["* troll was banned by boss",
                                               "* troll was unbanned by boss"])
-        self.assertEqual(self.room.ban_lines(self.boss_m), ["* no bans"])
+        self.assertEqual(self.room.moderation.ban_lines(self.boss_m), ["* no bans"])
 
     def test_ban_announced_only_after_commit(self):
         """Nobody hears of a ban until the store has committed it."""
@@ -242,7 +242,7 @@ class ModerationTests(RoomTestCase):
         waiting = defer.Deferred()
         bans = BanStore(lambda fn: waiting, {})
         self.room._bans = bans
-        d = self.room.ban(self.boss_m, "bob", "spam")
+        d = self.room.moderation.ban(self.boss_m, "bob", "spam")
         self.clock.advance(0)
         self.assertEqual(self.alice.lines(), [])
         self.assertFalse(self.bob.disconnected)
@@ -253,8 +253,8 @@ class ModerationTests(RoomTestCase):
 
     def test_bans_listing(self):
         """/bans says who was banned, by whom, when and why."""
-        self.successResultOf(self.room.ban(self.boss_m, "bob", "spam"))
-        lines = self.room.ban_lines(self.boss_m)
+        self.successResultOf(self.room.moderation.ban(self.boss_m, "bob", "spam"))
+        lines = self.room.moderation.ban_lines(self.boss_m)
         self.assertEqual(lines[0], "* bans (1):")
         self.assertRegex(lines[1], r"^\* bob by boss at \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ: spam$")
 
