@@ -24,7 +24,7 @@ import twisted
 from chatd import __version__, config, datadir, metrics
 from chatd.auth import AdminFile, ensure_first_admin, make_portal
 from chatd.datadir import StartError
-from chatd.protocol import ChatFactory
+from chatd.factory import ChatFactory
 from chatd.reload import ReloadService
 from chatd.room import Room
 from chatd.sockets import with_backlog

@@ -8,7 +8,7 @@ from zope.interface import implementer
 
 from chatd.auth import AdminFile, hash_password, make_portal
 from chatd.config import Limits
-from chatd.protocol import ChatFactory
+from chatd.factory import ChatFactory
 from chatd.room import IClient, Room
 from chatd.store import BanStore
 

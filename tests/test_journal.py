@@ -359,7 +359,7 @@ class ServerDisconnectTests(ProtocolCase):
 
     def test_send_queue_disconnect_journaled(self):
         """A client cut off for not reading appears in /modlog as a disconnect by server."""
-        self.bob.pauseProducing()
+        self.bob.transport.producer.pauseProducing()
         for i in range(60):
             self.h.send(self.alice, f"{i:03d} " + "x" * 100)
             self.h.clock.advance(1)

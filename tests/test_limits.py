@@ -90,7 +90,7 @@ class SendQueueTests(LimitsTestCase):
         """Past sendq bytes waiting for a client, it is cut off and the room told."""
         alice, bob = self.login("alice"), self.login("bob")
         self.h.read(alice)
-        bob.pauseProducing()  # what the transport says when its buffer is full
+        bob.transport.producer.pauseProducing()  # what the transport says when its buffer is full
         for i in range(60):
             self.h.send(alice, f"{i:03d} " + "x" * 100)
             self.h.clock.advance(1)
@@ -102,9 +102,9 @@ class SendQueueTests(LimitsTestCase):
         """A client whose buffer keeps draining is never cut off."""
         alice, bob = self.login("alice"), self.login("bob")
         for i in range(60):
-            bob.pauseProducing()
+            bob.transport.producer.pauseProducing()
             self.h.send(alice, f"{i:03d} " + "x" * 100)
-            bob.resumeProducing()
+            bob.transport.producer.resumeProducing()
             self.h.clock.advance(1)
         self.assertIsNotNone(self.h.room.get("bob"))
 

@@ -100,7 +100,7 @@ class CountingTests(StatsTestCase):
         self.h.send(boss, "/ban banned")
         self.h.close(banned)
         slow = self.login("slow")
-        slow.pauseProducing()
+        slow.transport.producer.pauseProducing()
         for _ in range(60):
             self.h.send(boss, "x" * 100)
             self.h.clock.advance(1)
