@@ -247,6 +247,8 @@ class SignalTests(unittest.TestCase):
         svc.privilegedStartService()
         svc.startService()
         self.addCleanup(lambda: svc.running and svc.stopService())
+        # Without a handler the signal would end the whole test run, not fail one test.
+        self.assertNotIn(signal.getsignal(signal.SIGHUP), (signal.SIG_DFL, previous))
         path.write_text(conf(motd="after the signal"))
         with capturedLogs() as events:
             signal.raise_signal(signal.SIGHUP)
