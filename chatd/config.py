@@ -110,6 +110,8 @@ def load(path: str | Path | None) -> Settings:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path}: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path} is not UTF-8 (byte {e.start})") from e
     unknown = set(doc) - {"server", "limits", "metrics"}
     if unknown:
         raise ConfigError(f"unknown table [{sorted(unknown)[0]}] in {path}")

@@ -19,8 +19,9 @@ failure and the action goes ahead (for a ban, the ban row is the durable
 record; a kick or mute is worth more done than journaled).
 
 Reading never loads the whole table: /modlog asks for the newest N rows
-(at most MAX_SHOWN), and the table is pruned to the newest MAX_KEPT rows
-each time the database is opened.
+(at most MAX_SHOWN), and each write drops what falls behind the newest
+MAX_KEPT rows, so however many flood kicks clients provoke, the table
+stays bounded between restarts too.
 """
 
 from __future__ import annotations
@@ -92,19 +93,23 @@ class Journal:
     """The modlog table, through a runner: `run(fn)` calls fn(connection)
     and commits, as a Deferred (chatd.store.Runner)."""
 
-    def __init__(self, run: Runner):
+    def __init__(self, run: Runner, keep: int = MAX_KEPT):
         self._run = run
+        self._keep = keep
 
     def record(self, entry: Entry) -> defer.Deferred:
         """Write entry; fires with True once committed, or False if the
         write failed (logged, so that the action can still go ahead)."""
 
         def write(conn: sqlite3.Connection) -> None:
-            conn.execute(
+            cursor = conn.execute(
                 f"INSERT INTO modlog ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (entry.at, entry.action, entry.actor, entry.target, entry.reason,
                  entry.expires, entry.address),
             )
+            # A range of the primary key: nothing to scan when nothing is old.
+            conn.execute("DELETE FROM modlog WHERE id <= ?",
+                         (cursor.lastrowid - self._keep,))
 
         def failed(failure) -> bool:
             log.failure(

@@ -7,11 +7,18 @@ key of TLS listeners (for new connections).  Listen endpoints and the data
 directory cannot change while running: if the file changes them, the log
 says a restart is needed and the rest still applies.  A config file that
 does not load is refused whole, with one log line, and nothing changes.
+
+SIGHUP also means "your terminal has gone".  So in the foreground at a
+terminal (`twistd -n`, `make run`) a SIGHUP that comes with the terminal
+hung up stops chatd as it always did (unless nohup asked to ignore it);
+`kill -HUP` while the terminal is there reloads.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import termios
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Protocol
@@ -54,10 +61,12 @@ class ReloadService(service.Service):
         self._admin_names: set[str] = set()
         self._previous_handler = None
         self._installed = False
+        self._terminal: int | None = None  # a terminal we run at, by fd
 
     def startService(self) -> None:
         service.Service.startService(self)
         self._admin_names = set(self._admins.names())
+        self._terminal = next((fd for fd in (0, 1, 2) if os.isatty(fd)), None)
         self._previous_handler = signal.signal(signal.SIGHUP, self._on_sighup)
         self._installed = True
 
@@ -72,7 +81,17 @@ class ReloadService(service.Service):
     def _on_sighup(self, signum, frame) -> None:
         # A signal handler runs between any two bytecodes, maybe inside the
         # reactor: do the work in the reactor's own time, as Twisted does for SIGINT.
-        self._reactor.callFromThread(self.reload)
+        self._reactor.callFromThread(self._sighup)
+
+    def _sighup(self) -> None:
+        """Reload, unless the signal says the terminal chatd runs at has gone."""
+        if self._terminal is None or not _hung_up(self._terminal):
+            self.reload()
+        elif self._previous_handler == signal.SIG_IGN:
+            log.info("the terminal has gone; carrying on, as nohup asked")
+        else:
+            log.info("the terminal has gone (SIGHUP): stopping")
+            self._reactor.stop()
 
     def reload(self) -> bool:
         """Apply the config and admins files as they are now; False if refused."""
@@ -147,3 +166,12 @@ class ReloadService(service.Service):
             if renewed is not None:
                 changes.append(f"new certificate for {listener.description} ({renewed})")
         return changes
+
+
+def _hung_up(fd: int) -> bool:
+    """True if the terminal on fd has hung up (its calls then fail with EIO)."""
+    try:
+        termios.tcgetattr(fd)
+    except (termios.error, OSError):
+        return True
+    return False

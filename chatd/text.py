@@ -19,17 +19,24 @@ NAME_RULE = f"1-{NAME_MAX} letters, digits, '_', '-' or '.'"
 # zero-width space, word joiner, soft hyphen, BOM), line and paragraph
 # separators, surrogates.
 _DROP_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
-# Format characters that writing needs, so they stay inside a message: the
-# zero-width non-joiner and joiner (Persian and Indic words, emoji
-# sequences such as a family) and the emoji tag characters (subdivision
-# flags).  None of them moves text or hides it.  Variation selectors are
-# marks (Mn), not format characters, so they stay anyway.
-_JOINERS = "\u200c\u200d"
-_KEEP = frozenset(_JOINERS) | frozenset(map(chr, range(0xE0020, 0xE0080)))
-# At the start of a line these join or modify nothing, and a line of them
-# alone would be an invisible message: they go there, and joiners at the end.
-_LEADING = re.compile("\\A[\u200c\u200d\ufe00-\ufe0f\U000e0020-\U000e007f\U000e0100-\U000e01ef]+")
-_TRAILING = re.compile("[\u200c\u200d]+\\Z")
+# Format characters that writing needs: the zero-width non-joiner and
+# joiner (Persian and Indic words, emoji sequences such as a family) and the
+# emoji tag characters (subdivision flags).  Variation selectors are marks
+# (Mn), so the category filter keeps them anyway.
+_KEEP = frozenset("\u200c\u200d") | frozenset(map(chr, range(0xE0020, 0xE0080)))
+# Each of them is kept only where it does its job, so that none can make an
+# invisible line or carry hidden text (tags spell ASCII; runs of selectors
+# or joiners can encode bytes):
+_SPECIAL = re.compile("[\u200c\u200d\ufe00-\ufe0f\U000e0000-\U000e007f\U000e0100-\U000e01ef]")
+# tags only inside a subdivision flag: black flag, 2-6 tag letters or digits,
+# cancel tag (as in the flag of Scotland, "gbsct");
+_TAGS = re.compile("(\U0001f3f4[\U000e0030-\U000e0039\U000e0061-\U000e007a]{2,6}\U000e007f)"
+                   "|[\U000e0000-\U000e007f]")
+# one joiner between two visible characters, none anywhere else;
+_JOINERS = re.compile("(?<=\\S)([\u200c\u200d])[\u200c\u200d]*+(?=\\S)|[\u200c\u200d]+")
+# one variation selector after a visible character, none anywhere else.
+_VS = "\ufe00-\ufe0f\U000e0100-\U000e01ef"
+_SELECTORS = re.compile(f"(?<=[^\\s{_VS}])([{_VS}])[{_VS}]*|[{_VS}]+")
 _ASCII_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -59,7 +66,12 @@ def clean(text: str) -> str:
         ch for ch in text
         if ch in _KEEP or unicodedata.category(ch) not in _DROP_CATEGORIES
     )
-    return _TRAILING.sub("", _LEADING.sub("", text))
+    if _SPECIAL.search(text) is None:
+        return text
+    first = lambda match: match.group(1) or ""  # noqa: E731
+    text = _TAGS.sub(first, text)
+    text = _JOINERS.sub(first, text)
+    return _SELECTORS.sub(first, text)
 
 
 def encode(line: str) -> bytes:

@@ -10,7 +10,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from chatd.errors import Muted, NoSuchUser
-from chatd.journal import MAX_SHOWN, Entry, Journal, prune
+from chatd.journal import MAX_SHOWN, SERVER, Entry, Journal, prune
 from chatd.store import MIGRATIONS, BanStore, migrate
 from tests.helpers import FakeClient, ProtocolHarness, make_room
 
@@ -223,6 +223,24 @@ class JournalTests(unittest.TestCase):
         self.assertEqual(conn.execute("SELECT COUNT(*) FROM modlog").fetchone(), (4,))
         self.assertEqual([e.target for e in self.successResultOf(journal.last(20))],
                          ["u6", "u7", "u8", "u9"])
+
+    def test_writes_keep_the_table_bounded(self):
+        """However many entries are written while the server runs (a client
+        provoking flood kicks, say), only the newest are kept."""
+        conn = sqlite3.connect(":memory:")
+        migrate(conn)
+
+        def run(fn):
+            result = fn(conn)
+            conn.commit()
+            return defer.succeed(result)
+
+        journal = Journal(run, keep=5)
+        for i in range(12):
+            self.successResultOf(journal.record(Entry(float(i), "kick", SERVER, f"u{i}")))
+        self.assertEqual(conn.execute("SELECT COUNT(*) FROM modlog").fetchone(), (5,))
+        self.assertEqual([e.target for e in self.successResultOf(journal.last(20))],
+                         ["u7", "u8", "u9", "u10", "u11"])
 
     def test_version_2_database_gains_a_journal(self):
         """An existing database keeps its bans and gets an empty journal."""

@@ -180,6 +180,17 @@ class BrokenConfigTests(ReloadTestCase):
         self.assertFalse(self.h.closed(alice) or self.h.closed(bob))
 
 
+    def test_file_that_is_not_utf8_refused_in_one_line(self):
+        """A config file saved in another encoding is refused with one log
+        line naming the problem, not a traceback; the motd stays."""
+        self.reload(conf(motd="v2"))
+        self.path.write_bytes(b'[server]\nmotd = "caf\xe9"\n')
+        ok, log = self.reload()
+        self.assertEqual((ok, len(log)), (False, 1), log)
+        self.assertIn("is not UTF-8", log[0])
+        self.assertEqual(self.h.room.motd, "v2")
+
+
 class AdminReloadTests(ReloadTestCase):
     def test_admins_added_and_removed_are_logged_by_name(self):
         """Admin accounts added or removed with chatd-admin are named in the log
@@ -236,6 +247,8 @@ class SignalTests(unittest.TestCase):
         svc.privilegedStartService()
         svc.startService()
         self.addCleanup(lambda: svc.running and svc.stopService())
+        # Without a handler the signal would end the whole test run, not fail one test.
+        self.assertNotIn(signal.getsignal(signal.SIGHUP), (signal.SIG_DFL, previous))
         path.write_text(conf(motd="after the signal"))
         with capturedLogs() as events:
             signal.raise_signal(signal.SIGHUP)

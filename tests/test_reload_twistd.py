@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import shutil
 import signal
 import socket
 import ssl
+import threading
 from pathlib import Path
 
 import pytest
@@ -131,3 +134,64 @@ def test_sighup_renews_the_tls_certificate_for_new_connections(tmp_path):
         watcher.close()
     finally:
         server.stop()
+
+
+def test_at_a_terminal_sighup_reloads_and_a_closed_terminal_stops(tmp_path):
+    """`twistd -n chatd` at a terminal (as `make run` is): kill -HUP reloads
+    the config, and closing the terminal (a hangup) still stops chatd, so no
+    headless server is left holding the port."""
+    port = free_port()
+    config = tmp_path / "chatd.toml"
+    config.write_text('[server]\nmotd = "before"\n')
+    argv = [str(helpers_client.BIN / "twistd"), "-n", "--pidfile=", "chatd",
+            "--config", str(config), "--data-dir", str(tmp_path / "data"),
+            "--listen", f"tcp:{port}:interface=127.0.0.1"]
+    pid, master = pty.fork()
+    if pid == 0:  # the child: chatd with the pty as its controlling terminal
+        try:
+            os.chdir(tmp_path)
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(127)
+    output: list[bytes] = []
+    stop = threading.Event()
+    # Keep reading the terminal, or chatd blocks once its log fills the pty.
+    reader = threading.Thread(target=_drain, args=(master, output, stop), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: helpers_client.Server._accepts(port), "chatd to listen")
+        LineConn(port).login("early").close()  # serving: every service has started
+        config.write_text('[server]\nmotd = "after"\n')
+        os.kill(pid, signal.SIGHUP)
+        wait_for(lambda: "reload: motd changed" in b"".join(output).decode(errors="replace"),
+                 "the reload")
+        carol = LineConn(port).login("carol")
+        carol.expect("* after")
+        stop.set()
+        reader.join(helpers_client.TIMEOUT)  # a read under way would keep the pty open
+        os.close(master)  # the terminal window closes
+        master = None
+        wait_for(lambda: os.waitpid(pid, os.WNOHANG)[0] == pid, "chatd to stop")
+        pid = None
+        assert not helpers_client.Server._accepts(port)
+    finally:
+        stop.set()
+        reader.join(helpers_client.TIMEOUT)
+        if master is not None:
+            os.close(master)
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+def _drain(fd: int, into: list[bytes], stop: threading.Event) -> None:
+    while not stop.is_set():
+        if not select.select([fd], [], [], 0.05)[0]:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            return
+        if not chunk:
+            return
+        into.append(chunk)

@@ -39,9 +39,23 @@ class CleanTests(unittest.TestCase):
             self.assertEqual(clean(text), text)
 
     def test_joiners_with_nothing_to_join_removed(self):
-        """Joiners at the ends of a line join nothing; a line of them alone is blank."""
+        """Joiners at the ends of a line or next to a space join nothing; a
+        line of them alone is blank."""
         self.assertEqual(clean("\u200dhi\u200c"), "hi")
         self.assertEqual(clean("\u200d\ufe0f\U000e0067\u200c"), "")
+        self.assertEqual(clean("a\u200c b \u200dc"), "a b c")
+
+    def test_invisible_characters_carry_no_hidden_text(self):
+        """Tag characters outside a flag (they spell ASCII no one sees), runs
+        of variation selectors or joiners (they can encode bytes) and a
+        line of nothing else are cut down to what writing needs."""
+        tags = "".join(chr(0xE0000 + ord(c)) for c in "secret")
+        self.assertEqual(clean("hi" + tags), "hi")
+        self.assertEqual(clean(" " + tags).strip(), "")
+        self.assertEqual(clean("\U0001f3f4" + tags * 2 + "\U000e007f"), "\U0001f3f4")
+        self.assertEqual(clean("a" + "\ufe01\ufe02\U000e0105" * 8), "a\ufe01")
+        self.assertEqual(clean(" \ufe0f"), " ")
+        self.assertEqual(clean("x\u200c\u200d\u200c\u200dy"), "x\u200cy")
 
 
 class NameTests(unittest.TestCase):
