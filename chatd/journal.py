@@ -12,7 +12,7 @@ committed, so anything the room has heard of is in the journal, even after
 are announced only then.  A server-side disconnect cuts the person off
 first (a flooder must not have one more line handled, a client that does
 not read must not grow the send queue while the disk works) and announces
-to the room after the commit: see Room.server_kick and Room.server_leave.
+to the room after the commit: see Moderation.server_kick and Moderation.server_leave.
 
 A failed journal write never blocks moderation: Journal.record logs the
 failure and the action goes ahead (for a ban, the ban row is the durable

@@ -406,13 +406,3 @@ class ChatProtocol(Commands, LineReceiver):
             self.room.say(self.member, text[1:] if text.startswith("//") else text)
         except RoomError as e:
             self.reply(error(str(e)))
-
-
-def __getattr__(name: str) -> object:
-    """ChatFactory moved to chatd.factory; chatd.reload, being changed on
-    another branch at the same time, still imports it from here.  Delete this
-    once reload.py imports it from chatd.factory."""
-    if name == "ChatFactory":
-        from chatd.factory import ChatFactory
-        return ChatFactory
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

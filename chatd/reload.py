@@ -29,7 +29,7 @@ from twisted.logger import Logger
 
 from chatd import config
 from chatd.auth import AdminFile
-from chatd.protocol import ChatFactory
+from chatd.factory import ChatFactory
 from chatd.tls import CertificateError
 
 log = Logger()
