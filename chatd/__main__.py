@@ -15,7 +15,7 @@ from chatd.tap import Options
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
-    if "--help" in args:
+    if "--help" in args or "-h" in args:
         options = Options()
         options.synopsis = f"Usage: python -m chatd {Options.synopsis}"
         options.longdesc += (

@@ -32,6 +32,15 @@ def _read_password(stdin=None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _run(argv)
+    except OSError as e:
+        # A data dir it cannot write, or a link planted in it (safefile): one line.
+        print(f"chatd-admin: {e}; nothing changed", file=sys.stderr)
+        return 1
+
+
+def _run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="chatd-admin", description="Manage chatd admin accounts."
     )

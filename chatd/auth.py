@@ -20,6 +20,7 @@ from twisted.cred import checkers, credentials, error, portal
 from twisted.internet import defer
 from zope.interface import Interface, implementer
 
+from chatd import safefile
 from chatd.text import name_key, valid_name
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -64,14 +65,15 @@ class AdminFile:
 
     def _load(self) -> dict[str, tuple[str, str]]:
         try:
-            st = self.path.stat()
+            st = self.path.lstat()
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+            text = safefile.read_text(self.path) if stamp != self._stamp else ""
         except FileNotFoundError:
             self._stamp, self._hashes = None, {}
             return self._hashes
-        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         if stamp != self._stamp:
             hashes = {}
-            for line in self.path.read_text("utf-8").splitlines():
+            for line in text.splitlines():
                 name, sep, hashed = line.strip().partition(":")
                 if sep and valid_name(name):
                     hashes[name_key(name)] = (name, hashed)
@@ -123,28 +125,21 @@ class AdminFile:
         """Write FIRST_ADMIN's first-run password to its file, readable by its owner only."""
         path = self.initial_password_path
         path.unlink(missing_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(password + "\n")
         return path
 
     def _write(self, entries: dict[str, tuple[str, str]]) -> None:
-        """Replace the file atomically; it is never readable by others."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for name, hashed in sorted(entries.values()):
-                f.write(f"{name}:{hashed}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        if os.geteuid() == 0:
-            # chatd-admin run by root for a chatd that runs as its own user:
-            # the file keeps the data directory's owner, or chatd could not read it.
-            owner = self.path.parent.stat()
-            os.chown(tmp, owner.st_uid, owner.st_gid)
-        os.replace(tmp, self.path)
+        """Replace the file atomically; it is never readable by others.
+
+        chatd-admin is often run by root on a directory chatd's own user
+        owns, so both the directory (when missing) and the file take the
+        owner of the directory they are made in, and no link is followed.
+        """
+        safefile.make_dirs(self.path.parent, like_parent=True)
+        safefile.replace_text(self.path, "".join(
+            f"{name}:{hashed}\n" for name, hashed in sorted(entries.values())))
         self._stamp = None
 
 

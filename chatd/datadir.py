@@ -12,10 +12,12 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import tempfile
 from pathlib import Path
 
 from twisted.logger import Logger
 
+from chatd import safefile
 from chatd.auth import FIRST_ADMIN, AdminFile
 
 log = Logger()
@@ -44,24 +46,44 @@ def running_as() -> tuple[str, str]:
 
 
 def prepare(path: Path) -> None:
-    """Create path if missing; raise StartError unless this user can use it."""
+    """Create path if missing; raise StartError unless this user can use it.
+
+    Each check tries the real operation as this process (never os.access,
+    which asks about the real uid: root's, under `twistd --euid`).  The
+    messages put the fix near the front, because daemonized twistd shows
+    the operator only the first 100 bytes of `chatd.datadir.StartError: ...`;
+    the log line has all of it.
+    """
     user, group = running_as()
     fix = f"install -d -o {user} -g {group} {path}"
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        safefile.make_dirs(path)
     except OSError as e:
-        raise StartError(f"cannot create data directory {path} as {user}: "
-                         f"{e.strerror}; create it with: {fix}") from e
+        raise StartError(f"not creatable by {user}: {fix} (the data directory:"
+                         f" {e.strerror})") from e
     if not path.is_dir():
-        raise StartError(f"data directory {path} is not a directory")
-    if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
-        raise StartError(f"data directory {path} is not writable by {user}: "
-                         f"give it to them with: {fix}")
+        raise StartError(f"not a directory: {path} (the data directory)")
+    try:
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".chatd-probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise StartError(f"not writable by {user}: {fix} (the data directory:"
+                         f" {e.strerror})") from e
     for name in DATA_FILES:
         file = path / name
-        if file.exists() and not os.access(file, os.R_OK | os.W_OK):
-            raise StartError(f"{file} is not writable by {user}: "
-                             f"chown {user}:{group} {file}")
+        # admins is read without following links (safefile): say so at start.
+        nofollow = os.O_NOFOLLOW if name == "admins" else 0
+        try:
+            os.close(os.open(file, os.O_RDWR | os.O_NONBLOCK | os.O_NOCTTY | nofollow))
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            if nofollow and file.is_symlink():
+                raise StartError(f"a symbolic link: {file} (chatd reads only the"
+                                 " file itself: replace the link with it)") from e
+            raise StartError(f"not writable by {user}: chown {user}:{group} {file}"
+                             f" ({e.strerror})") from e
 
 
 def hand_over_first_password(admins: AdminFile, password: str, terminal: int = 2) -> None:

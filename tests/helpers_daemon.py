@@ -15,8 +15,9 @@ def spawn(case: unittest.TestCase, argv: list[str], out: Path, ready: str,
 
     Fails the test, with the output, if the process ends before it is ready.
     """
-    proc = subprocess.Popen(argv, stdout=out.open("w"), stderr=stderr,
-                            stdin=subprocess.DEVNULL, cwd=cwd)
+    with out.open("w") as sink:  # the child has its own copy once started
+        proc = subprocess.Popen(argv, stdout=sink, stderr=stderr,
+                                stdin=subprocess.DEVNULL, cwd=cwd)
 
     def stop():
         if proc.poll() is None:

@@ -43,6 +43,14 @@ class ConventionTests(unittest.TestCase):
         text = (ROOT / "LICENSE").read_text()
         self.assertTrue(text.startswith("MIT License\n\nCopyright (c) 2026 the chatd authors"))
 
+    def test_python_m_chatd_short_help(self):
+        """`python -m chatd -h` is --help: chatd's usage, not twistd's."""
+        result = subprocess.run([sys.executable, "-m", "chatd", "-h"],
+                                capture_output=True, text=True, timeout=DEADLINE)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertTrue(result.stdout.startswith("Usage: python -m chatd [--listen"),
+                        result.stdout)
+
     def test_python_m_chatd(self):
         """`python -m chatd --help` helps; `python -m chatd OPTIONS` serves in the foreground."""
         result = subprocess.run([sys.executable, "-m", "chatd", "--help"],
