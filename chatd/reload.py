@@ -9,9 +9,11 @@ says a restart is needed and the rest still applies.  A config file that
 does not load is refused whole, with one log line, and nothing changes.
 
 SIGHUP also means "your terminal has gone".  So in the foreground at a
-terminal (`twistd -n`, `make run`) a SIGHUP that comes with the terminal
-hung up stops chatd as it always did (unless nohup asked to ignore it);
-`kill -HUP` while the terminal is there reloads.
+terminal (`twistd -n`, `make run`) chatd stops when its terminal hangs up,
+as it always did (unless nohup asked it not to), and `kill -HUP` while the
+terminal is there reloads.  The hangup signal can come a moment before the
+terminal reads as hung up (tmux signals, then closes), so the terminal is
+also looked at once a second, which costs one ioctl.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Protocol
 
 from twisted.application import service
 from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from chatd import config
@@ -51,7 +54,11 @@ class ReloadService(service.Service):
 
     def __init__(self, read_settings: Callable[[], config.Settings],
                  running: config.Settings, factory: ChatFactory, admins: AdminFile,
-                 listeners: Sequence[Renewable], reactor: IReactorFromThreads):
+                 listeners: Sequence[Renewable], reactor: IReactorFromThreads,
+                 terminal: int | None = None,
+                 terminal_gone: Callable[[int], bool] | None = None):
+        """terminal: the fd of the terminal chatd runs at (found at start if
+        None); terminal_gone(fd) says if it has hung up (tests replace it)."""
         self._read_settings = read_settings
         self._running = running
         self._factory = factory
@@ -61,17 +68,27 @@ class ReloadService(service.Service):
         self._admin_names: set[str] = set()
         self._previous_handler = None
         self._installed = False
-        self._terminal: int | None = None  # a terminal we run at, by fd
+        self._terminal = terminal  # the terminal we run at, by fd
+        self._terminal_gone = terminal_gone or _hung_up
+        self._watch: LoopingCall | None = None
 
     def startService(self) -> None:
         service.Service.startService(self)
         self._admin_names = set(self._admins.names())
-        self._terminal = next((fd for fd in (0, 1, 2) if os.isatty(fd)), None)
+        if self._terminal is None:
+            self._terminal = next((fd for fd in (0, 1, 2) if os.isatty(fd)), None)
         self._previous_handler = signal.signal(signal.SIGHUP, self._on_sighup)
         self._installed = True
+        if self._terminal is not None and self._previous_handler != signal.SIG_IGN:
+            self._watch = LoopingCall(self._check_terminal)
+            self._watch.clock = self._reactor
+            self._watch.start(1.0, now=False)
 
     def stopService(self):
         service.Service.stopService(self)
+        if self._watch is not None and self._watch.running:
+            self._watch.stop()
+        self._watch = None
         if self._installed:
             self._installed = False
             previous, self._previous_handler = self._previous_handler, None
@@ -85,13 +102,22 @@ class ReloadService(service.Service):
 
     def _sighup(self) -> None:
         """Reload, unless the signal says the terminal chatd runs at has gone."""
-        if self._terminal is None or not _hung_up(self._terminal):
+        if not self._check_terminal():
             self.reload()
-        elif self._previous_handler == signal.SIG_IGN:
+
+    def _check_terminal(self) -> bool:
+        """If the terminal chatd runs at has hung up, stop chatd (or, under
+        nohup, carry on); True if it has."""
+        if self._terminal is None or not self._terminal_gone(self._terminal):
+            return False
+        if self._previous_handler == signal.SIG_IGN:
             log.info("the terminal has gone; carrying on, as nohup asked")
-        else:
-            log.info("the terminal has gone (SIGHUP): stopping")
+        elif self.running:
+            log.info("the terminal has gone: stopping")
+            if self._watch is not None and self._watch.running:
+                self._watch.stop()
             self._reactor.stop()
+        return True
 
     def reload(self) -> bool:
         """Apply the config and admins files as they are now; False if refused."""

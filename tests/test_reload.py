@@ -259,6 +259,60 @@ class SignalTests(unittest.TestCase):
         self.assertEqual(signal.getsignal(signal.SIGHUP), previous)
 
 
+class TerminalTests(unittest.TestCase):
+    """In the foreground at a terminal (make run), SIGHUP keeps meaning hangup."""
+
+    def service(self, gone: list[bool], nohup: bool = False):
+        reactor = RecordingReactor()
+        reactor.running = True
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        h = ProtocolHarness(directory)
+        previous = signal.signal(signal.SIGHUP, signal.SIG_IGN if nohup else signal.SIG_DFL)
+        self.addCleanup(signal.signal, signal.SIGHUP, previous)
+        svc = ReloadService(lambda: config.load(None), config.load(None), h.factory,
+                            h.admin_file, [], reactor, terminal=99,
+                            terminal_gone=lambda fd: gone[0])
+        svc.startService()
+        self.addCleanup(lambda: svc.running and svc.stopService())
+        return svc, reactor
+
+    def test_terminal_that_hangs_up_after_the_signal_stops_chatd(self):
+        """A SIGHUP that comes while the terminal still answers reloads; once the
+        terminal has hung up (tmux signals first, then closes) chatd stops
+        within a second, signal or not."""
+        gone = [False]
+        svc, reactor = self.service(gone)
+        with capturedLogs() as events:
+            signal.raise_signal(signal.SIGHUP)
+            reactor.advance(0)
+        self.assertEqual(len(messages(events)), 1)
+        self.assertTrue(messages(events)[0].startswith("reload: "), messages(events))
+        self.assertFalse(reactor.hasStopped)
+        gone[0] = True
+        reactor.advance(1.0)
+        self.assertTrue(reactor.hasStopped)
+
+    def test_hangup_signal_with_the_terminal_gone_stops_at_once(self):
+        """SIGHUP with the terminal already hung up stops chatd and does not reload."""
+        svc, reactor = self.service([True])
+        with capturedLogs() as events:
+            signal.raise_signal(signal.SIGHUP)
+            reactor.advance(0)
+        self.assertEqual(messages(events), ["the terminal has gone: stopping"])
+        self.assertTrue(reactor.hasStopped)
+
+    def test_under_nohup_chatd_carries_on(self):
+        """Started under nohup, chatd keeps serving when its terminal goes."""
+        svc, reactor = self.service([True], nohup=True)
+        with capturedLogs() as events:
+            signal.raise_signal(signal.SIGHUP)
+            reactor.advance(0)
+            reactor.advance(5.0)
+        self.assertEqual(messages(events), ["the terminal has gone; carrying on, as nohup asked"])
+        self.assertFalse(reactor.hasStopped)
+
+
 class RenewableTLSListenerTests(unittest.TestCase):
     def test_ssl_endpoint_keeps_its_options_and_renews(self):
         """An ssl: listener keeps the port, interface and backlog its string gives
