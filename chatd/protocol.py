@@ -25,7 +25,7 @@ from chatd.errors import Banned, RoomError
 from chatd.limits import IdleTimer, Recent, TokenBucket
 from chatd.outbox import Outbox
 from chatd.room import IClient, Member, Room
-from chatd.sockets import tcp_socket, tune_client_socket
+from chatd.sockets import peer_host, tcp_socket, tune_client_socket
 from chatd.text import clean, encode, error, notice, prompt
 
 log = Logger()
@@ -34,13 +34,6 @@ _EOL = re.compile(rb"\r\n|\r|\n")
 MAX_NAME_ATTEMPTS = 3
 # Seconds a closing connection has to take what was queued for it.
 CLOSE_GRACE = 10.0
-
-
-def _host(transport) -> str:
-    """The peer's address without the port: what limits and bans key on."""
-    addr = transport.getPeer()
-    host = getattr(addr, "host", None) or str(addr)
-    return host.removeprefix("::ffff:") if host.startswith("::ffff:") and "." in host else host
 
 
 @implementer(IClient)
@@ -102,7 +95,7 @@ class ChatProtocol(Commands, LineReceiver):
     def connectionMade(self):
         limits = self.factory.limits
         self.outbox = Outbox(self.transport, limits, self._send_queue_exceeded)
-        self.host = _host(self.transport)
+        self.host = peer_host(self.transport)
         sock = tcp_socket(self.transport)
         if sock is not None:
             try:

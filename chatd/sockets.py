@@ -65,6 +65,14 @@ def with_backlog(description: str, backlog: int = DEFAULT_BACKLOG) -> str:
     return f"{description}:backlog={backlog}"
 
 
+def peer_host(transport) -> str:
+    """The peer's address without the port: what limits and bans key on
+    (an IPv4 client of an IPv6 listener as plain IPv4)."""
+    addr = transport.getPeer()
+    host = getattr(addr, "host", None) or str(addr)
+    return host.removeprefix("::ffff:") if host.startswith("::ffff:") and "." in host else host
+
+
 def tcp_socket(transport) -> socket.socket | None:
     """The TCP socket under transport, through TLS or PROXY-protocol
     wrappers (each wraps the transport below it); None for a UNIX socket or
