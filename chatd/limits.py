@@ -133,21 +133,20 @@ class LoginFailures:
 
 
 class IdleTimer:
-    """Calls `on_idle` once nothing has been heard for `timeout()` seconds.
+    """Calls `on_idle` once nothing has been heard for limits.idle_timeout seconds.
 
     heard() only stores the time, so it costs next to nothing per line; the
     one DelayedCall wakes when the timeout could first have passed and, if
-    something was heard since, sleeps again for what is left.  timeout() is
-    read each time, so a changed limit applies from the next wake; once it
-    is 0 (off) the timer stops.
+    something was heard since, sleeps again for what is left.  The limit is
+    read each time, so a changed one applies from the next wake (restart()
+    applies it at once); once it is 0 (off) the timer stops.
     """
 
-    __slots__ = ("_clock", "_timeout", "_on_idle", "_heard", "_call")
+    __slots__ = ("_clock", "_limits", "_on_idle", "_heard", "_call")
 
-    def __init__(self, clock: IReactorTime, timeout: Callable[[], float],
-                 on_idle: Callable[[], None]):
+    def __init__(self, clock: IReactorTime, limits: Limits, on_idle: Callable[[], None]):
         self._clock = clock
-        self._timeout = timeout
+        self._limits = limits
         self._on_idle = on_idle
         self._heard = clock.seconds()
         self._call: IDelayedCall | None = None
@@ -161,7 +160,7 @@ class IdleTimer:
         The first wake is when the timeout would pass counting from the
         last thing heard, so restarting after a changed limit is exact.
         """
-        timeout = self._timeout()
+        timeout = self._limits.idle_timeout
         if self._call is None and timeout > 0:
             left = max(0.0, self._heard + timeout - self._clock.seconds())
             self._call = self._clock.callLater(left, self._wake)
@@ -178,7 +177,7 @@ class IdleTimer:
 
     def _wake(self) -> None:
         self._call = None
-        timeout = self._timeout()
+        timeout = self._limits.idle_timeout
         if timeout <= 0:
             return
         left = self._heard + timeout - self._clock.seconds()

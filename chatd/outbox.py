@@ -32,6 +32,10 @@ class Outbox:
     and nothing more is policed.
     """
 
+    # One per connection: slots keep an idle client small (make bench, memory).
+    __slots__ = ("_transport", "_limits", "_overflowed", "_socket", "streaming",
+                 "_queued", "_unsent", "_congested", "_closed")
+
     def __init__(self, transport: ITransport, limits: Limits,
                  overflowed: Callable[[], None]):
         self._transport = transport

@@ -362,15 +362,22 @@ class ChatProtocol(Commands, LineReceiver):
         self._stop_login_timer()
         # Login lines had their own bucket; the room starts with a full one.
         self._flood = TokenBucket(self.factory.clock, self.factory.limits)
-        self._idle = IdleTimer(self.factory.clock, lambda: self.factory.limits.idle_timeout,
-                               self.disconnect_idle)
-        self._idle.start()
+        self._watch_idle()
+
+    def _watch_idle(self) -> None:
+        """With idle_timeout on, time this user's silence (made only then:
+        most servers leave it off, and an idle client should stay small)."""
+        if self._idle is None and self.factory.limits.idle_timeout > 0:
+            self._idle = IdleTimer(self.factory.clock, self.factory.limits,
+                                   self.disconnect_idle)
+        if self._idle is not None:
+            self._idle.restart()
 
     def limits_changed(self) -> None:
         """The shared limits were changed in place (a reload): re-time what
         does not read them at each use."""
-        if self._idle is not None:
-            self._idle.restart()
+        if self.member is not None and not self._closing:
+            self._watch_idle()
 
     def disconnect_idle(self) -> None:
         """The server disconnects a user who sent nothing for idle_timeout
