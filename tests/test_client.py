@@ -19,8 +19,8 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from chatd.client import Exit, Session, kind_of, printable
-from chatd.tui import LineEditor, Style, cell_width
+from chatd.client.session import Exit, Session, kind_of, printable
+from chatd.client.tui import LineEditor, Style, cell_width
 from tests.helpers_client import (
     ADMIN_PASSWORD,
     ClientProc,

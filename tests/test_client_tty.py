@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from chatd.client import Exit
+from chatd.client.session import Exit
 from tests.helpers_client import (
     ADMIN_PASSWORD,
     ROOT,
@@ -235,13 +235,13 @@ def test_terminal_restored_however_it_ends(port, panes, ending, code, message):
     me = f"fay{next(_names)}"
     # The "crash" case runs a client whose colouring raises on one line.
     program = [sys.executable, "-c", (
-               "import sys, chatd.tui as t\n"
+               "import sys, chatd.client.tui as t\n"
                "line = t.Style.line\n"
                "def bad(self, text):\n"
                "    if 'trigger the bug' in text: raise RuntimeError('a bug')\n"
                "    return line(self, text)\n"
                "t.Style.line = bad\n"
-               "import chatd.client as c\n"
+               "import chatd.client.cli as c\n"
                "sys.exit(c.main())\n")]
     pane = panes("--user", me, "127.0.0.1", str(port), program=program)
     pane.wait_last(f"{me}>")

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from chatd.client import Exit
+from chatd.client.session import Exit
 from tests.helpers_client import (
     ClientProc,
     LineConn,

@@ -32,7 +32,7 @@ import zlib
 from twisted.conch.insults import insults
 from twisted.internet import defer
 
-from chatd.client import (
+from chatd.client.session import (
     Client,
     catch_signals,
     kind_of,

@@ -1,25 +1,16 @@
-"""chatd-client: the bundled line client, for people at a terminal and for bots.
+"""The wire side of chatd-client: one session with the server, and how it ended.
 
-    chatd-client [--user NAME] [--tls [--cafile PATH]] [HOST [PORT]]
+Session speaks the line protocol of docs/protocol.md: it answers the login
+prompts, recognises how a session ends, and hands every server line, with
+anything that could act on a terminal removed, to a front end (FrontEnd:
+chatd.client.tui at a terminal, chatd.client.pipe for bots).  Client is one
+run: it connects (TCP or TLS), drives the session and keeps the exit status.
+The helpers at the end put stdin, stdout and signals right for both front
+ends.
 
-One session object (Session) speaks the wire protocol of docs/protocol.md:
-it answers the login prompts, recognises how a session ends, and hands
-every server line, with anything that could act on a terminal removed, to a
-front end.  There are two front ends, chosen by whether stdin and stdout
-are a terminal:
-
-* chatd.tui.TerminalFrontEnd: line editing, history, colours, incoming
-  lines printed above the line being typed.
-* chatd.pipe.PipeFrontEnd: every stdin line is sent as it is once logged in,
-  every server line is printed as it came, one per line; at end of input
-  the client sends /quit.  Without --user, the first stdin line is the
-  username.
-
-Why Twisted and not prompt_toolkit: the server is Twisted, the client adds
-no dependency, and one reactor drives the socket, TLS, stdin and signals
-without threads.  The terminal side uses twisted.conch.insults (the key
-decoder under twisted.conch.recvline); see chatd.tui for why the editing
-itself is ours rather than RecvLine's.
+This module imports neither front end nor the command line (chatd.client.cli
+imports all three), and nothing of the server: a client must not depend on
+the code it talks to.
 
 Exit status (README.md), each non-zero one with one line on stderr:
 
@@ -43,21 +34,16 @@ import enum
 import os
 import re
 import signal
-import sys
 import unicodedata
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from twisted.internet import defer, error, ssl
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
-from twisted.logger import LogLevel, formatEvent, globalLogBeginner
+from twisted.logger import LogLevel, formatEvent
 from twisted.protocols.basic import LineReceiver
 
-if TYPE_CHECKING:
-    from twisted.internet._sslverify import IOpenSSLTrustRoot
-
-PROG = "chatd-client"
 CONNECT_TIMEOUT = 10
 GREETING_TIMEOUT = 10
 QUIT_TIMEOUT = 5
@@ -331,75 +317,6 @@ class Client:
         self.finish(Exit.INTERNAL, f"internal error: {summary}")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description="Chat in a chatd room, at a terminal or from a script.",
-        epilog="The password of an admin is read from CHATD_PASSWORD if set, else "
-               "asked with no echo.  Exit status: see README.md.")
-    parser.add_argument("host", nargs="?", default="localhost",
-                        help="server name or address [default: localhost]")
-    parser.add_argument("port", nargs="?", default=4000, type=_port,
-                        help="server port [default: 4000]")
-    parser.add_argument("--user", "-u", metavar="NAME",
-                        help="log in as NAME instead of answering the prompt")
-    parser.add_argument("--tls", action="store_true",
-                        help="connect with TLS, verifying the server's certificate")
-    parser.add_argument("--cafile", metavar="PATH",
-                        help="trust the CA certificate(s) in PATH (PEM) instead "
-                             "of the system's (needs --tls)")
-    args = parser.parse_args(argv)
-    if args.cafile and not args.tls:
-        parser.error("--cafile needs --tls")
-    return args
-
-
-def _port(text: str) -> int:
-    port = int(text) if text.isdigit() else 0
-    if not 0 < port < 65536:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
-    return port
-
-
-def load_trust(path: str) -> IOpenSSLTrustRoot:
-    """The certificates in a PEM file, as a trust root for optionsForClientTLS."""
-    with open(path, "rb") as f:
-        data = f.read()
-    blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----",
-                        data, re.DOTALL)
-    if not blocks:
-        raise ValueError("no PEM certificate in it")
-    return ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(b) for b in blocks])
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    trust = None
-    if args.cafile:
-        try:
-            trust = load_trust(args.cafile)
-        except (OSError, ValueError, ssl.SSL.Error) as e:
-            print(f"{PROG}: cannot use --cafile {args.cafile}: {e}", file=sys.stderr)
-            return Exit.USAGE
-    from twisted.internet import reactor
-
-    client = Client(reactor, args, trust)
-    on_terminal = sys.stdin.isatty() and sys.stdout.isatty()
-    globalLogBeginner.beginLoggingTo([client.observe], redirectStandardIO=False)
-    if on_terminal:
-        from chatd import tui
-
-        tui.run(reactor, client)
-    else:
-        from chatd import pipe
-
-        pipe.run(reactor, client)
-    if client.code == Exit.INTERNAL and client.failure_text:
-        print(client.failure_text, file=sys.stderr)
-    if client.message:
-        print(f"{PROG}: {client.message}", file=sys.stderr)
-    return int(client.code)
-
-
 def save_fd_flags(fds) -> dict[int, int]:
     """File status flags, since StandardIO makes stdin and stdout non-blocking.
 
@@ -426,6 +343,3 @@ def catch_signals(reactor, client: Client, signums) -> None:
         signal.signal(signum, lambda n, frame: reactor.callFromThread(
             client.interrupted, n))
 
-
-if __name__ == "__main__":
-    sys.exit(main())

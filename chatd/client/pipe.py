@@ -16,7 +16,7 @@ from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
-from chatd.client import Client, Exit, catch_signals, restore_fd_flags, save_fd_flags
+from chatd.client.session import Client, Exit, catch_signals, restore_fd_flags, save_fd_flags
 
 
 @implementer(IHalfCloseableProtocol)
