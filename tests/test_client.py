@@ -7,6 +7,7 @@ The pipe-mode tests run `python -m chatd.client` as a subprocess against
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import socket
 import threading
@@ -33,6 +34,7 @@ from tests.helpers_client import (
 )
 
 DOCS = Path(__file__).resolve().parent.parent / "README.md"
+CLIENT_DIR = DOCS.parent / "chatd" / "client"
 _names = count(1)
 
 
@@ -234,6 +236,44 @@ def test_exit_codes_are_documented():
     """The README lists every exit status the client uses, with its number."""
     table = dict(re.findall(r"^\| (\d+) \| `(\w+)`", DOCS.read_text(), re.MULTILINE))
     assert table == {str(int(code)): code.name for code in Exit}
+
+
+def _chatd_imports(path: Path) -> set[str]:
+    """The chatd modules a file imports anywhere, lazy imports in functions too."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # from . import tui, from .session import Exit
+                base = f"chatd.client.{base}".rstrip(".")
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names
+                         if (CLIENT_DIR / f"{alias.name}.py").exists()
+                         and base == "chatd.client")
+    return {name for name in found
+            if name.startswith("chatd.") and name != "chatd.client"}
+
+
+def test_client_imports_go_one_way_and_not_into_the_server():
+    """chatd-client's modules import each other one way, none of the server's.
+
+    The command line picks a front end, each front end drives the session,
+    and the session knows neither: so a front end can be added or changed
+    without an import cycle, and the client runs without the daemon's code
+    (beyond chatd.text, which both sides may share).
+    """
+    allowed = {
+        "__init__": set(), "session": set(),
+        "tui": {"session"}, "pipe": {"session"},
+        "cli": {"session", "tui", "pipe"}, "__main__": {"cli"},
+    }
+    modules = {path.stem: path for path in CLIENT_DIR.glob("*.py")}
+    assert set(modules) == set(allowed)
+    for stem, path in modules.items():
+        may = {f"chatd.client.{name}" for name in allowed[stem]} | {"chatd.text"}
+        assert _chatd_imports(path) <= may, stem
 
 
 # -- pipe mode against a real server ----------------------------------
