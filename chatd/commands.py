@@ -1,6 +1,6 @@
 """Commands: what a line starting with '/' does in the room.
 
-The protocol turns bytes into lines and runs the login steps; once a user
+The protocol turns bytes into lines and chatd.login runs the login steps; once a user
 is in the room it builds a Commands for them and hands it each `/verb args`
 line.  Commands.run calls the `cmd_<verb>` method of the same name, which
 parses the arguments and makes one call on the room or on its moderation

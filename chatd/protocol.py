@@ -1,10 +1,10 @@
-"""The line protocol: bytes to lines, and the login steps.
+"""The line protocol: bytes to lines, each line to the login steps, the room or a command.
 
 ChatProtocol is a thin adapter.  It frames lines (accepting LF, CRLF or a
-lone CR, never buffering more than one maximal line), runs the login steps
-(LoginState: username, then password for admins), and hands each line in the
-room to the room, or to its chatd.commands.Commands for "/" lines (it is their
-CommandContext).  Every refusal is one "! " line; the
+lone CR, never buffering more than one maximal line), hands each line before
+the room to its chatd.login.Login, then each line in the room to the room, or
+to its chatd.commands.Commands for "/" lines; it is their LoginContext and
+CommandContext.  Every refusal is one "! " line; the
 connection stays open unless the contract says otherwise (docs/protocol.md).
 What it writes goes through its Outbox (chatd.outbox); what all connections
 share, and admission, is the ChatFactory (chatd.factory).
@@ -12,21 +12,18 @@ share, and admission, is the ChatFactory (chatd.factory).
 
 from __future__ import annotations
 
-import enum
 import re
 
-from twisted.cred import credentials
-from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
-from chatd.auth import IChatAdmin
 from chatd.commands import Commands
-from chatd.errors import Banned, RoomError
+from chatd.errors import RoomError
 from chatd.limits import IdleTimer, Recent, TokenBucket
+from chatd.login import Login, LoginState
 from chatd.outbox import Outbox
 from chatd.room import IClient, Member, Room
 from chatd.sockets import peer_host, tcp_socket, tune_client_socket
@@ -36,18 +33,8 @@ from chatd.text import clean, encode, error, notice, prompt
 log = Logger()
 
 _EOL = re.compile(rb"\r\n|\r|\n")
-MAX_NAME_ATTEMPTS = 3
 # Seconds a closing connection has to take what was queued for it.
 CLOSE_GRACE = 10.0
-
-
-class LoginState(enum.Enum):
-    """Where a connection is in docs/protocol.md's "Login"; ChatProtocol._STEP
-    names the method that takes a line in each state."""
-
-    USERNAME = "username"
-    PASSWORD = "password"  # an admin's name was given
-    IN_ROOM = "in room"
 
 
 @implementer(IClient)
@@ -61,9 +48,7 @@ class ChatProtocol(LineReceiver):
     def __init__(self):
         self.member: Member | None = None
         self.commands: Commands | None = None  # once in the room
-        self._state = LoginState.USERNAME
-        self._name_failures = 0
-        self._pending_name: str | None = None
+        self._login: Login | None = None  # from admission until in the room
         self._buffer = b""
         self._discarding = False
         self._skip_lf = False
@@ -137,6 +122,7 @@ class ChatProtocol(LineReceiver):
             self.close(error(refusal))
             return
         self._counted = True
+        self._login = Login(self, self.factory.failures, self.factory.portal)
         self._flood = TokenBucket(self.clock, limits)
         self._login_timer = self.clock.callLater(limits.login_timeout, self._login_timed_out)
         self.reply(notice(f"welcome to {self.room.name}"), prompt("username"))
@@ -149,7 +135,7 @@ class ChatProtocol(LineReceiver):
     def _login_timed_out(self) -> None:
         self._login_timer = None
         if self.member is None and not self._closing:
-            self._refuse("login timeout", error("login timed out"))
+            self.refuse("login timeout", error("login timed out"))
 
     def _send_queue_exceeded(self) -> None:
         log.info("send queue exceeded for {name} from {host}",
@@ -192,7 +178,11 @@ class ChatProtocol(LineReceiver):
             self.reply(*lines)
         self.disconnect()
 
-    def _refuse(self, cause: str, *lines: str) -> None:
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def refuse(self, cause: str, *lines: str) -> None:
         """Close a connection that has not joined, counted under cause in /stats."""
         self.stats.refused(cause)
         self.close(*lines)
@@ -267,7 +257,7 @@ class ChatProtocol(LineReceiver):
         else:
             log.info("flooding connection from {host} closed", host=self.host)
             stats.flood_kicks += 1
-            self._refuse("flood", error("you were kicked by server: flooding"))
+            self.refuse("flood", error("you were kicked by server: flooding"))
         return False
 
     def lineReceived(self, raw: bytes | None) -> None:
@@ -279,7 +269,8 @@ class ChatProtocol(LineReceiver):
         if raw is None:
             self.lineLengthExceeded(b"")
             return
-        if self._state is not LoginState.PASSWORD and not raw.strip():
+        login = self._login
+        if not raw.strip() and (login is None or login.state is not LoginState.PASSWORD):
             return  # a blank line is ignored, but is a (wrong) password
         if not self._allowed():
             return
@@ -288,12 +279,18 @@ class ChatProtocol(LineReceiver):
         except UnicodeDecodeError:
             self.reply(error("invalid UTF-8: line dropped"))
             return
-        self._STEP[self._state](self, text)
+        if login is not None:
+            login.line(text)
+        else:
+            self._on_chat(text)
 
-    def _hold(self) -> None:
-        """Stop reading and keep further lines until an answer comes back."""
+    def hold_until(self, done: defer.Deferred) -> None:
+        """Stop reading; keep further lines, in order, until done fires (a
+        password check, a command that writes to disk).  Login- and
+        CommandContext."""
         self._held = []
         self.transport.pauseProducing()
+        done.addBoth(lambda _: self._release())
 
     def _release(self) -> None:
         held, self._held = self._held or [], None
@@ -303,86 +300,12 @@ class ChatProtocol(LineReceiver):
         for raw in held:
             self.lineReceived(raw)
 
-    def hold_until(self, done: defer.Deferred) -> None:
-        """Hold further lines until done fires (CommandContext)."""
-        self._hold()
-        done.addBoth(lambda _: self._release())
+    # -- in the room --------------------------------------------------
 
-    # -- login --------------------------------------------------------
-
-    def _on_username(self, text: str) -> None:
-        name = clean(text).strip()
-        if not name:
-            return
-        try:
-            self.room.check_name(name)
-        except Banned as e:
-            log.info("banned name {name} refused from {host}", name=name, host=self.host)
-            self._refuse("banned", error(str(e)))
-            return
-        except RoomError as e:
-            self._name_failures += 1
-            if self._name_failures >= MAX_NAME_ATTEMPTS:
-                self._refuse("bad name", error(str(e)), error("too many attempts, goodbye"))
-            else:
-                self.reply(error(str(e)), prompt("username"))
-            return
-        if self.room.is_admin_name(name):
-            if self.factory.failures.blocked(self.host):
-                self._too_many_failures(name)
-                return
-            self._pending_name = name
-            self._state = LoginState.PASSWORD
-            self.reply(prompt("password"))
-            return
-        try:  # an address ban keeps out every name but the admins'
-            self.room.check_address(self.host)
-        except Banned as e:
-            log.info("banned address {host} refused as {name}", name=name, host=self.host)
-            self._refuse("banned", error(str(e)))
-            return
-        self._join(name, admin=False)
-
-    def _too_many_failures(self, name: str) -> None:
-        log.warn("admin login for {name} refused from {host}: too many failures",
-                 name=name, host=self.host)
-        self._refuse("login failures", error("too many failed logins, try later"))
-
-    def _on_password(self, password: str) -> None:
-        name = self._pending_name
-        failures = self.factory.failures
-        if not failures.begin(self.host):
-            self._too_many_failures(name)
-            return
-        self._hold()
-        d = self.factory.portal.login(credentials.UsernamePassword(name, password), None,
-                                      IChatAdmin)
-
-        def accepted(result):
-            failures.end(self.host, failed=False)
-            if not self._closing:
-                self._join(name, admin=True)
-
-        def refused(failure):
-            failure.trap(UnauthorizedLogin)
-            # One line per failure, for fail2ban: "failed admin login for NAME from HOST".
-            log.warn("failed admin login for {name} from {host}", name=name, host=self.host)
-            failures.end(self.host, failed=True)
-            self.stats.failed_admin_logins += 1
-            self._refuse("wrong password", error("wrong password"))
-
-        d.addCallbacks(accepted, refused)
-        d.addErrback(self._internal_error)
-        d.addBoth(lambda _: self._release())
-
-    def _join(self, name: str, admin: bool) -> None:
-        try:
-            self.member = self.room.join(name, self, admin=admin, address=self.host)
-        except RoomError as e:
-            self._state = LoginState.USERNAME
-            self.reply(error(str(e)), prompt("username"))
-            return
-        self._state = LoginState.IN_ROOM
+    def enter(self, name: str, admin: bool) -> None:
+        """Join the room as name, or raise RoomError (LoginContext)."""
+        self.member = self.room.join(name, self, admin=admin, address=self.host)
+        self._login = None
         self.commands = Commands(self)
         self._stop_login_timer()
         # Login lines had their own bucket; the room starts with a full one.
@@ -415,12 +338,6 @@ class ChatProtocol(LineReceiver):
         self.room.moderation.server_leave(member, "idle timeout", count_as="idle")
         self.disconnect()
 
-    def _internal_error(self, failure) -> None:
-        log.failure("internal error for {host}", failure, host=self.host)
-        self.close(error("internal error, sorry"))
-
-    # -- in the room --------------------------------------------------
-
     def _on_chat(self, text: str) -> None:
         text = clean(text)
         if not text.strip():
@@ -437,6 +354,3 @@ class ChatProtocol(LineReceiver):
         """The user leaves by their own choice (/quit; CommandContext)."""
         member, self.member = self.member, None
         self.room.leave(member, reason, count_as="quit")
-
-    _STEP = {LoginState.USERNAME: _on_username, LoginState.PASSWORD: _on_password,
-             LoginState.IN_ROOM: _on_chat}
