@@ -1,23 +1,29 @@
 """Commands: what a line starting with '/' does in the room.
 
-The protocol turns bytes into lines and runs the login steps; a logged-in
-user's `/verb args` line comes here, to the `cmd_<verb>` method of the
-same name, which parses the arguments and makes one call on the room or
-on its moderation (`room.moderation`).  Refusals are RoomErrors, each
-shown as one "! " line.  Commands that write to disk return a Deferred;
-the connection holds further lines until it fires, so a user's lines keep
-their order.
+The protocol turns bytes into lines and chatd.login runs the login steps; once a user
+is in the room it builds a Commands for them and hands it each `/verb args`
+line.  Commands.run calls the `cmd_<verb>` method of the same name, which
+parses the arguments and makes one call on the room or on its moderation
+(`room.moderation`).  Refusals are RoomErrors, each shown as one "! " line.
+Commands that write to disk return a Deferred; the connection holds further
+lines until it fires, so a user's lines keep their order.
+
+Commands reach their connection only through CommandContext, a small
+public interface the line protocol provides; they never touch its state.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Protocol
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from chatd.errors import PermissionDenied, RoomError
 from chatd.journal import MAX_SHOWN, parse_count
+from chatd.room import Member, Room
 from chatd.stats import Stats, format_uptime
 from chatd.text import error, notice
 
@@ -27,6 +33,8 @@ _DURATION = re.compile(r"([0-9]{1,7})([smhdw])\Z", re.IGNORECASE)
 _LOOKS_LIKE_DURATION = re.compile(r"[0-9]+[a-z]*\Z", re.IGNORECASE)
 MAX_DURATION = 10 * 365 * 86400.0
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
 def parse_duration(word: str) -> float | None:
     """'30m' -> 1800.0; None if word is not meant as a duration.
 
@@ -67,12 +75,62 @@ ADMIN_HELP = [
 ]
 
 
+class CommandContext(Protocol):
+    """All a command may use of the connection its line came from.
+
+    chatd.protocol.ChatProtocol provides it; a test or another front end
+    may provide its own.
+    """
+
+    @property
+    def member(self) -> Member | None:
+        """Who sent the command; None once they have left the room."""
+
+    @property
+    def room(self) -> Room: ...
+
+    @property
+    def stats(self) -> Stats: ...
+
+    @property
+    def clock(self) -> IReactorTime: ...
+
+    def reply(self, *lines: str) -> None:
+        """Lines to this connection only, in order with what the room sent it."""
+
+    def hold_until(self, done: defer.Deferred) -> None:
+        """Read no further line from this connection until done has fired
+        (call it after adding done's own callbacks)."""
+
+    def leave_room(self, reason: str) -> None:
+        """The user leaves the room by their own choice, as /quit: the room
+        is told; the connection stays until close()."""
+
+    def close(self, *lines: str) -> None:
+        """Send lines, then close the connection."""
+
 
 class Commands:
-    """The `/` commands, mixed into the protocol (which provides member,
-    room, reply, _hold and _release)."""
+    """The `/` commands of one logged-in user, run against their connection."""
 
-    def _command(self, text: str) -> None:
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: CommandContext):
+        self._conn = conn
+
+    @property
+    def member(self) -> Member:
+        return self._conn.member
+
+    @property
+    def room(self) -> Room:
+        return self._conn.room
+
+    def reply(self, *lines: str) -> None:
+        self._conn.reply(*lines)
+
+    def run(self, text: str) -> None:
+        """Run one command line, `verb args` without its "/"."""
         parts = text.split(None, 1)
         verb = parts[0].lower() if parts else ""
         arg = parts[1].strip() if len(parts) > 1 else ""
@@ -86,11 +144,10 @@ class Commands:
             self.reply(error(str(e)))
             return
         if isinstance(result, defer.Deferred):
-            self._hold()
-            result.addErrback(self._command_failed, verb)
-            result.addBoth(lambda _: self._release())
+            result.addErrback(self._failed, verb)
+            self._conn.hold_until(result)
 
-    def _command_failed(self, failure, verb: str) -> None:
+    def _failed(self, failure, verb: str) -> None:
         if failure.check(RoomError):
             self.reply(error(str(failure.value)))
         else:
@@ -116,9 +173,8 @@ class Commands:
         self.room.private(self.member, parts[0], parts[1])
 
     def cmd_quit(self, arg: str) -> None:
-        member, self.member = self.member, None
-        self.room.leave(member, arg, count_as="quit")
-        self._close(notice("bye"))
+        self._conn.leave_room(arg)
+        self._conn.close(notice("bye"))
 
     def _admin_only(self) -> None:
         if not self.member.admin:
@@ -180,8 +236,8 @@ class Commands:
 
     def cmd_stats(self, arg: str) -> None:
         self._admin_only()
-        self.reply(*stats_lines(self.factory.stats, len(self.room.members),
-                                self.factory.clock.seconds()))
+        self.reply(*stats_lines(self._conn.stats, len(self.room.members),
+                                self._conn.clock.seconds()))
 
 
 def _by_cause(counts) -> str:

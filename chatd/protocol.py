@@ -1,9 +1,10 @@
-"""The line protocol: bytes to lines, and the login steps.
+"""The line protocol: bytes to lines, each line to the login steps, the room or a command.
 
 ChatProtocol is a thin adapter.  It frames lines (accepting LF, CRLF or a
-lone CR, never buffering more than one maximal line), runs the login steps
-(username, then password for admins), and hands each line in the room to
-the room, or to chatd.commands for "/" lines.  Every refusal is one "! " line; the
+lone CR, never buffering more than one maximal line), hands each line before
+the room to its chatd.login.Login, then each line in the room to the room, or
+to its chatd.commands.Commands for "/" lines; it is their LoginContext and
+CommandContext.  Every refusal is one "! " line; the
 connection stays open unless the contract says otherwise (docs/protocol.md).
 What it writes goes through its Outbox (chatd.outbox); what all connections
 share, and admission, is the ChatFactory (chatd.factory).
@@ -13,31 +14,31 @@ from __future__ import annotations
 
 import re
 
-from twisted.cred import credentials
-from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
-from chatd.auth import IChatAdmin
 from chatd.commands import Commands
-from chatd.errors import Banned, RoomError
+from chatd.errors import RoomError
 from chatd.limits import IdleTimer, Recent, TokenBucket
+from chatd.login import Login, LoginState
 from chatd.outbox import Outbox
 from chatd.room import IClient, Member, Room
 from chatd.sockets import peer_host, tcp_socket, tune_client_socket
+from chatd.stats import Stats
 from chatd.text import clean, encode, error, notice, prompt
 
 log = Logger()
 
 _EOL = re.compile(rb"\r\n|\r|\n")
-MAX_NAME_ATTEMPTS = 3
 # Seconds a closing connection has to take what was queued for it.
 CLOSE_GRACE = 10.0
 
 
 @implementer(IClient)
-class ChatProtocol(Commands, LineReceiver):
+class ChatProtocol(LineReceiver):
     """One connection.  Everything it writes goes through self.outbox, in
     order: the fan-out hot path, and the producer registered with the
     transport."""
@@ -46,9 +47,8 @@ class ChatProtocol(Commands, LineReceiver):
 
     def __init__(self):
         self.member: Member | None = None
-        self._state = "username"
-        self._name_failures = 0
-        self._pending_name: str | None = None
+        self.commands: Commands | None = None  # once in the room
+        self._login: Login | None = None  # from admission until in the room
         self._buffer = b""
         self._discarding = False
         self._skip_lf = False
@@ -78,14 +78,26 @@ class ChatProtocol(Commands, LineReceiver):
         self.transport.unregisterProducer()
         self.transport.loseConnection()
         # A peer that stops reading would hold the connection open forever.
-        self._abort_timer = self.factory.clock.callLater(
-            CLOSE_GRACE, self.transport.abortConnection)
+        self._abort_timer = self.clock.callLater(CLOSE_GRACE, self.transport.abortConnection)
 
     # -- connection ---------------------------------------------------
 
     @property
     def room(self) -> Room:
         return self.factory.room
+
+    @property
+    def stats(self) -> Stats:
+        return self.factory.stats
+
+    @property
+    def clock(self) -> IReactorTime:
+        return self.factory.clock
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of a line still waiting for its end (never over max_line)."""
+        return len(self._buffer)
 
     @property
     def MAX_LENGTH(self) -> int:
@@ -107,12 +119,12 @@ class ChatProtocol(Commands, LineReceiver):
         refusal = self.factory.admit(self)
         if refusal is not None:
             log.info("refused a connection from {host}: {why}", host=self.host, why=refusal)
-            self._close(error(refusal))
+            self.close(error(refusal))
             return
         self._counted = True
-        self._flood = TokenBucket(self.factory.clock, limits)
-        self._login_timer = self.factory.clock.callLater(
-            limits.login_timeout, self._login_timed_out)
+        self._login = Login(self, self.factory.failures, self.factory.portal)
+        self._flood = TokenBucket(self.clock, limits)
+        self._login_timer = self.clock.callLater(limits.login_timeout, self._login_timed_out)
         self.reply(notice(f"welcome to {self.room.name}"), prompt("username"))
 
     def _stop_login_timer(self) -> None:
@@ -123,13 +135,12 @@ class ChatProtocol(Commands, LineReceiver):
     def _login_timed_out(self) -> None:
         self._login_timer = None
         if self.member is None and not self._closing:
-            self.factory.stats.refused("login timeout")
-            self._close(error("login timed out"))
+            self.refuse("login timeout", error("login timed out"))
 
     def _send_queue_exceeded(self) -> None:
         log.info("send queue exceeded for {name} from {host}",
                  name=self.member.name if self.member else None, host=self.host)
-        self.factory.stats.sendq_disconnects += 1
+        self.stats.sendq_disconnects += 1
         member, self.member = self.member, None
         self._closing = True
         self.transport.abortConnection()  # at once: memory first, the room after
@@ -158,18 +169,28 @@ class ChatProtocol(Commands, LineReceiver):
             self.room.send_many(self.member, lines)
         else:
             data = b"".join(encode(line) for line in lines)
-            self.factory.stats.bytes_sent += len(data)
+            self.stats.bytes_sent += len(data)
             self.outbox.write(data)
 
-    def _close(self, *lines: str) -> None:
+    def close(self, *lines: str) -> None:
+        """Send lines, then close (CommandContext)."""
         if lines:
             self.reply(*lines)
         self.disconnect()
 
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def refuse(self, cause: str, *lines: str) -> None:
+        """Close a connection that has not joined, counted under cause in /stats."""
+        self.stats.refused(cause)
+        self.close(*lines)
+
     def say_goodbye(self, line: str) -> None:
         """Send a last line and close, unless this connection is closing already."""
         if not self._closing:
-            self._close(line)
+            self.close(line)
 
     # -- framing ------------------------------------------------------
 
@@ -223,8 +244,8 @@ class ChatProtocol(Commands, LineReceiver):
             return True
         limits = self.factory.limits
         if self._refused is None:  # most people never flood: no history until then
-            self._refused = Recent(self.factory.clock)
-        stats = self.factory.stats
+            self._refused = Recent(self.clock)
+        stats = self.stats
         if self._refused.add(limits.flood_kick, limits.flood_kick_window) <= limits.flood_kick:
             stats.flood_refusals += 1
             self.reply(error("slow down"))
@@ -236,8 +257,7 @@ class ChatProtocol(Commands, LineReceiver):
         else:
             log.info("flooding connection from {host} closed", host=self.host)
             stats.flood_kicks += 1
-            stats.refused("flood")
-            self._close(error("you were kicked by server: flooding"))
+            self.refuse("flood", error("you were kicked by server: flooding"))
         return False
 
     def lineReceived(self, raw: bytes | None) -> None:
@@ -249,8 +269,9 @@ class ChatProtocol(Commands, LineReceiver):
         if raw is None:
             self.lineLengthExceeded(b"")
             return
-        if self._state != "password" and not raw.strip():
-            return
+        login = self._login
+        if not raw.strip() and (login is None or login.state is not LoginState.PASSWORD):
+            return  # a blank line is ignored, but is a (wrong) password
         if not self._allowed():
             return
         try:
@@ -258,17 +279,18 @@ class ChatProtocol(Commands, LineReceiver):
         except UnicodeDecodeError:
             self.reply(error("invalid UTF-8: line dropped"))
             return
-        if self._state == "password":
-            self._on_password(text)
-        elif self._state == "username":
-            self._on_username(clean(text).strip())
+        if login is not None:
+            login.line(text)
         else:
-            self._on_chat(clean(text))
+            self._on_chat(text)
 
-    def _hold(self) -> None:
-        """Stop reading and keep further lines until an answer comes back."""
+    def hold_until(self, done: defer.Deferred) -> None:
+        """Stop reading; keep further lines, in order, until done fires (a
+        password check, a command that writes to disk).  Login- and
+        CommandContext."""
         self._held = []
         self.transport.pauseProducing()
+        done.addBoth(lambda _: self._release())
 
     def _release(self) -> None:
         held, self._held = self._held or [], None
@@ -278,97 +300,23 @@ class ChatProtocol(Commands, LineReceiver):
         for raw in held:
             self.lineReceived(raw)
 
-    # -- login --------------------------------------------------------
+    # -- in the room --------------------------------------------------
 
-    def _on_username(self, name: str) -> None:
-        if not name:
-            return
-        try:
-            self.room.check_name(name)
-        except Banned as e:
-            log.info("banned name {name} refused from {host}", name=name,
-                     host=self.host)
-            self.factory.stats.refused("banned")
-            self._close(error(str(e)))
-            return
-        except RoomError as e:
-            self._name_failures += 1
-            if self._name_failures >= MAX_NAME_ATTEMPTS:
-                self.factory.stats.refused("bad name")
-                self._close(error(str(e)), error("too many attempts, goodbye"))
-            else:
-                self.reply(error(str(e)), prompt("username"))
-            return
-        if self.room.is_admin_name(name):
-            if self.factory.failures.blocked(self.host):
-                log.warn("admin login for {name} refused from {host}: too many failures",
-                         name=name, host=self.host)
-                self.factory.stats.refused("login failures")
-                self._close(error("too many failed logins, try later"))
-                return
-            self._pending_name = name
-            self._state = "password"
-            self.reply(prompt("password"))
-            return
-        try:  # an address ban keeps out every name but the admins'
-            self.room.check_address(self.host)
-        except Banned as e:
-            log.info("banned address {host} refused as {name}", name=name, host=self.host)
-            self.factory.stats.refused("banned")
-            self._close(error(str(e)))
-            return
-        self._join(name, admin=False)
-
-    def _on_password(self, password: str) -> None:
-        name = self._pending_name
-        failures = self.factory.failures
-        if not failures.begin(self.host):
-            log.warn("admin login for {name} refused from {host}: too many failures",
-                     name=name, host=self.host)
-            self.factory.stats.refused("login failures")
-            self._close(error("too many failed logins, try later"))
-            return
-        self._hold()
-        d = self.factory.portal.login(
-            credentials.UsernamePassword(name, password), None, IChatAdmin
-        )
-
-        def accepted(result):
-            failures.end(self.host, failed=False)
-            if not self._closing:
-                self._join(name, admin=True)
-
-        def refused(failure):
-            failure.trap(UnauthorizedLogin)
-            # One line per failure, for fail2ban: "failed admin login for NAME from HOST".
-            log.warn("failed admin login for {name} from {host}", name=name, host=self.host)
-            failures.end(self.host, failed=True)
-            self.factory.stats.failed_admin_logins += 1
-            self.factory.stats.refused("wrong password")
-            self._close(error("wrong password"))
-
-        d.addCallbacks(accepted, refused)
-        d.addErrback(self._internal_error)
-        d.addBoth(lambda _: self._release())
-
-    def _join(self, name: str, admin: bool) -> None:
-        try:
-            self.member = self.room.join(name, self, admin=admin, address=self.host)
-        except RoomError as e:
-            self._state = "username"
-            self.reply(error(str(e)), prompt("username"))
-            return
-        self._state = "chat"
+    def enter(self, name: str, admin: bool) -> None:
+        """Join the room as name, or raise RoomError (LoginContext)."""
+        self.member = self.room.join(name, self, admin=admin, address=self.host)
+        self._login = None
+        self.commands = Commands(self)
         self._stop_login_timer()
         # Login lines had their own bucket; the room starts with a full one.
-        self._flood = TokenBucket(self.factory.clock, self.factory.limits)
+        self._flood = TokenBucket(self.clock, self.factory.limits)
         self._watch_idle()
 
     def _watch_idle(self) -> None:
         """With idle_timeout on, time this user's silence (made only then:
         most servers leave it off, and an idle client should stay small)."""
         if self._idle is None and self.factory.limits.idle_timeout > 0:
-            self._idle = IdleTimer(self.factory.clock, self.factory.limits,
+            self._idle = IdleTimer(self.clock, self.factory.limits,
                                    self.disconnect_idle)
         if self._idle is not None:
             self._idle.restart()
@@ -390,19 +338,19 @@ class ChatProtocol(Commands, LineReceiver):
         self.room.moderation.server_leave(member, "idle timeout", count_as="idle")
         self.disconnect()
 
-    def _internal_error(self, failure) -> None:
-        log.failure("internal error for {host}", failure, host=self.host)
-        self._close(error("internal error, sorry"))
-
-    # -- in the room --------------------------------------------------
-
     def _on_chat(self, text: str) -> None:
+        text = clean(text)
         if not text.strip():
             return
         if text.startswith("/") and not text.startswith("//"):
-            self._command(text[1:])
+            self.commands.run(text[1:])
             return
         try:
             self.room.say(self.member, text[1:] if text.startswith("//") else text)
         except RoomError as e:
             self.reply(error(str(e)))
+
+    def leave_room(self, reason: str) -> None:
+        """The user leaves by their own choice (/quit; CommandContext)."""
+        member, self.member = self.member, None
+        self.room.leave(member, reason, count_as="quit")

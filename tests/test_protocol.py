@@ -159,7 +159,7 @@ class FramingTests(ProtocolTestCase):
         chunk = b"y" * 65536
         for _ in range(16):
             self.alice.dataReceived(chunk)
-            self.assertLessEqual(len(self.alice._buffer), 2048)
+            self.assertLessEqual(self.alice.buffered, 2048)
         self.alice.dataReceived(b"tail\nnext line\n")
         self.assertEqual(self.h.read(self.alice), [
             "! line too long (max 2048 bytes): dropped"])
