@@ -74,9 +74,7 @@ class ProtocolHarness:
         self.clock = task.Clock()
         self.admin_file = AdminFile(tmp_path / "admins")
         for name, password in (admins or {}).items():
-            entries = dict(self.admin_file._load())
-            entries[name.lower()] = (name, hash_password(password, **FAST))
-            self.admin_file._write(entries)
+            self.admin_file.set_hash(name, hash_password(password, **FAST))
         self.bans = bans or BanStore.in_memory()
         self.room = Room(self.clock, self.bans, self.admin_file.is_admin,
                          name="testroom", motd=motd)
