@@ -383,6 +383,5 @@ class CounterTests(unittest.TestCase):
                                  max_addresses=100)
         for i in range(1000):
             failures.failed(f"10.0.{i // 250}.{i % 250}")
-        self.assertLessEqual(len(failures._recent), 100)
-        self.assertLessEqual(len(failures._blocked_until), 100)
+        self.assertLessEqual(failures.tracked(), 100)
         self.assertTrue(failures.blocked("10.0.3.249"))
