@@ -101,10 +101,18 @@ class AdminFile:
         return self.path.with_name(INITIAL_PASSWORD_FILE)
 
     def set_password(self, name: str, password: str) -> None:
+        self.set_hash(name, hash_password(password))
+
+    def set_hash(self, name: str, hashed: str) -> None:
+        """Store a hash made by hash_password() for name, as set_password does.
+
+        For a hash computed elsewhere, e.g. with cheap scrypt parameters in
+        tests (the hash string carries its parameters, so it still verifies).
+        """
         if not valid_name(name):
             raise ValueError(f"invalid admin name: {name!r}")
         entries = dict(self._load())
-        entries[name_key(name)] = (name, hash_password(password))
+        entries[name_key(name)] = (name, hashed)
         self._write(entries)
         self._forget_initial_password(name)
 

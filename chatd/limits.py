@@ -116,6 +116,13 @@ class LoginFailures:
         del self._blocked_until[address]
         return False
 
+    def tracked(self) -> int:
+        """How many addresses the larger of the failure and shut-out tables holds.
+
+        max_addresses caps each table, so this never exceeds it.
+        """
+        return max(len(self._recent), len(self._blocked_until))
+
     def failed(self, address: str) -> bool:
         """Record a failure; True if the address is now shut out."""
         limit, window = self._limits.login_failures, self._limits.login_failure_window

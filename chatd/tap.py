@@ -16,6 +16,7 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IAddress
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
@@ -140,10 +141,17 @@ class Listener(service.Service):
                 why = getattr(why.socketError, "strerror", None) or why.socketError
             raise ListenError(f"cannot listen on {self.description}: {why}")
         self._port = outcome[0]
-        host = self._port.getHost()
+        host = self.address()
         log.info("chatd listening on {endpoint} ({address})",
                  endpoint=self.description,
                  address=f"{getattr(host, 'host', host)}:{getattr(host, 'port', '')}")
+
+    def address(self) -> IAddress | None:
+        """Where this listener listens (its port's getHost()); None when it is not.
+
+        With port 0 in the endpoint string, this says which port was chosen.
+        """
+        return self._port.getHost() if self._port is not None else None
 
     def reload_tls(self) -> str | None:
         """Renew an ssl: endpoint's certificate and key for new connections.

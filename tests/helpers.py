@@ -64,23 +64,23 @@ def make_room(admins: dict[str, str] | None = None, **kw) -> tuple[Room, task.Cl
 class ProtocolHarness:
     """A factory wired like the daemon, with a Clock and in-memory state.
 
+    `run_blocking` runs the password checks (inline by default).
     `connect()` gives a protocol on a StringTransport; `send(proto, ...)`
     feeds it lines and lets the room flush, `read(proto)` returns and clears
     the lines the client got.
     """
 
     def __init__(self, tmp_path, admins: dict[str, str] | None = None,
-                 motd: str = "", bans: BanStore | None = None, **limits):
+                 motd: str = "", bans: BanStore | None = None,
+                 run_blocking=run_inline, **limits):
         self.clock = task.Clock()
         self.admin_file = AdminFile(tmp_path / "admins")
         for name, password in (admins or {}).items():
-            entries = dict(self.admin_file._load())
-            entries[name.lower()] = (name, hash_password(password, **FAST))
-            self.admin_file._write(entries)
+            self.admin_file.set_hash(name, hash_password(password, **FAST))
         self.bans = bans or BanStore.in_memory()
         self.room = Room(self.clock, self.bans, self.admin_file.is_admin,
                          name="testroom", motd=motd)
-        self.factory = ChatFactory(self.room, make_portal(self.admin_file, run_inline),
+        self.factory = ChatFactory(self.room, make_portal(self.admin_file, run_blocking),
                                    Limits(**limits), self.clock)
 
     def connect(self, host: str = "127.0.0.1", port: int = 40000):

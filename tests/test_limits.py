@@ -14,9 +14,13 @@ class LimitsTestCase(unittest.TestCase):
     limits: dict = {}
 
     def setUp(self):
+        self.start()
+
+    def start(self, **kw) -> None:
+        """A fresh harness with boss as admin; kw as for ProtocolHarness."""
         path = Path(self.mktemp())
         path.mkdir(parents=True)
-        self.h = ProtocolHarness(path, admins={"boss": "boss-password"}, **self.limits)
+        self.h = ProtocolHarness(path, admins={"boss": "boss-password"}, **self.limits, **kw)
 
     def login(self, name, password=None, host="127.0.0.1"):
         proto = self.h.connect(host=host)
@@ -173,8 +177,8 @@ class LoginFailureTests(LimitsTestCase):
 
 
 class ModerationTests(LimitsTestCase):
-    def setUp(self):
-        super().setUp()
+    def start(self, **kw) -> None:
+        super().start(**kw)
         self.boss = self.login("boss", "boss-password")
         self.alice = self.login("alice", host="127.0.0.5")
         self.bob = self.login("bob", host="127.0.0.6")
@@ -250,8 +254,8 @@ class ModerationTests(LimitsTestCase):
         from chatd.store import BanStore
 
         waiting = []
-        self.h.room._bans = BanStore(lambda fn: waiting.append(defer.Deferred()) or waiting[-1],
-                                     {})
+        self.start(bans=BanStore(lambda fn: waiting.append(defer.Deferred()) or waiting[-1],
+                                 {}))
         self.h.send(self.boss, "/ban bob first")
         self.h.room.moderation.ban(self.h.room.get("boss"), "carl")  # any other ban is fine
         from chatd.errors import NotAllowed
@@ -328,9 +332,7 @@ class ParallelGuessTests(LimitsTestCase):
         from twisted.internet import defer
 
         pending = []
-        checker = self.h.factory.portal.checkers[
-            next(iter(self.h.factory.portal.checkers))]
-        checker._run_blocking = lambda fn, *a: pending.append(defer.Deferred()) or pending[-1]
+        self.start(run_blocking=lambda fn, *a: pending.append(defer.Deferred()) or pending[-1])
         conns = []
         for _ in range(10):
             proto = self.h.connect()
@@ -383,6 +385,5 @@ class CounterTests(unittest.TestCase):
                                  max_addresses=100)
         for i in range(1000):
             failures.failed(f"10.0.{i // 250}.{i % 250}")
-        self.assertLessEqual(len(failures._recent), 100)
-        self.assertLessEqual(len(failures._blocked_until), 100)
+        self.assertLessEqual(failures.tracked(), 100)
         self.assertTrue(failures.blocked("10.0.3.249"))

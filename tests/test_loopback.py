@@ -91,7 +91,7 @@ class LoopbackTests(LoopbackClients, unittest.TestCase):
         self.service = makeService(options, reactor)
         self.service.startService()
         listener = next(s for s in self.service if isinstance(s, Listener))
-        self.port = listener._port.getHost().port
+        self.port = listener.address().port
         self.clients: list[LineClient] = []
 
     @defer.inlineCallbacks

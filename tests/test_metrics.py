@@ -101,10 +101,10 @@ class MetricsEndpointTests(LoopbackClients, unittest.TestCase):
         self.service = makeService(options, reactor)
         self.service.startService()
         listeners = [s for s in self.service if isinstance(s, Listener)]
-        self.port = listeners[0]._port.getHost().port
+        self.port = listeners[0].address().port
         group = [s for s in self.service if not isinstance(s, Listener)][-1]
         metrics = next(s for s in group if isinstance(s, Listener))
-        self.metrics_port = metrics._port.getHost().port
+        self.metrics_port = metrics.address().port
         self.clients = []
 
     @defer.inlineCallbacks

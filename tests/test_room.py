@@ -17,7 +17,11 @@ from tests.helpers import BrokenClient, FakeClient, make_room
 
 class RoomTestCase(unittest.TestCase):
     def setUp(self):
-        self.room, self.clock = make_room(admins={"boss": "pw"})
+        self.start()
+
+    def start(self, **kw) -> None:
+        """A fresh room with boss as admin; kw as for make_room."""
+        self.room, self.clock = make_room(admins={"boss": "pw"}, **kw)
 
     def join(self, name, admin=False, client=None):
         client = client or FakeClient()
@@ -170,8 +174,8 @@ class TalkTests(RoomTestCase):
 
 
 class ModerationTests(RoomTestCase):
-    def setUp(self):
-        super().setUp()
+    def start(self, **kw) -> None:
+        super().start(**kw)
         self.boss_m, self.boss = self.join("boss", admin=True)
         self.alice_m, self.alice = self.join("alice")
         self.bob_m, self.bob = self.join("bob")
@@ -239,14 +243,15 @@ class ModerationTests(RoomTestCase):
         """Nobody hears of a ban until the store has committed it."""
         from twisted.internet import defer
 
-        waiting = defer.Deferred()
-        bans = BanStore(lambda fn: waiting, {})
-        self.room._bans = bans
+        waiting = []  # the store's writes (the ban, its journal entry), held uncommitted
+        self.start(bans=BanStore(lambda fn: waiting.append(defer.Deferred()) or waiting[-1],
+                                 {}))
         d = self.room.moderation.ban(self.boss_m, "bob", "spam")
         self.clock.advance(0)
         self.assertEqual(self.alice.lines(), [])
         self.assertFalse(self.bob.disconnected)
-        waiting.callback(None)
+        for write in waiting:
+            write.callback(None)
         self.successResultOf(d)
         self.clock.advance(0)
         self.assertEqual(self.alice.lines(), ["* bob was banned by boss: spam"])
