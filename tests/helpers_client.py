@@ -84,7 +84,7 @@ class Server:
         # TLS one reads its certificate first.
         ports = {port} | {int(e.split(":")[1]) for e in self.listen
                           if e.split(":")[0] in ("tcp", "ssl") and e.split(":")[1].isdigit()}
-        wait_for(lambda: all(map(self._accepts, ports)) or self._died(),
+        wait_for(lambda: all(map(self.accepts, ports)) or self._died(),
                  what=lambda: "chatd to listen")
         assert self.proc.poll() is None, self.log.read_text()
         return self
@@ -93,7 +93,7 @@ class Server:
         return self.proc.poll() is not None
 
     @staticmethod
-    def _accepts(port: int) -> bool:
+    def accepts(port: int) -> bool:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
         except OSError:

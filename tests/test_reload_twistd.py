@@ -159,7 +159,7 @@ def test_at_a_terminal_sighup_reloads_and_a_closed_terminal_stops(tmp_path):
     reader = threading.Thread(target=_drain, args=(master, output, stop), daemon=True)
     reader.start()
     try:
-        wait_for(lambda: helpers_client.Server._accepts(port), "chatd to listen")
+        wait_for(lambda: helpers_client.Server.accepts(port), "chatd to listen")
         LineConn(port).login("early").close()  # serving: every service has started
         config.write_text('[server]\nmotd = "after"\n')
         os.kill(pid, signal.SIGHUP)
@@ -173,7 +173,7 @@ def test_at_a_terminal_sighup_reloads_and_a_closed_terminal_stops(tmp_path):
         master = None
         wait_for(lambda: os.waitpid(pid, os.WNOHANG)[0] == pid, "chatd to stop")
         pid = None
-        assert not helpers_client.Server._accepts(port)
+        assert not helpers_client.Server.accepts(port)
     finally:
         stop.set()
         reader.join(helpers_client.TIMEOUT)
