@@ -34,8 +34,9 @@ def _read_password(stdin=None) -> str:
 def main(argv: list[str] | None = None) -> int:
     try:
         return _run(argv)
-    except OSError as e:
-        # A data dir it cannot write, or a link planted in it (safefile): one line.
+    except (OSError, ValueError) as e:
+        # A data dir it cannot write, a link planted in it (safefile), or an
+        # admins file that is not UTF-8: one line.
         print(f"chatd-admin: {e}; nothing changed", file=sys.stderr)
         return 1
 

@@ -18,10 +18,13 @@ from pathlib import Path
 
 from twisted.cred import checkers, credentials, error, portal
 from twisted.internet import defer
+from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
 from chatd import safefile
 from chatd.text import name_key, valid_name
+
+log = Logger()
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 # The account a first run creates, and where its password waits (not in a log).
@@ -62,6 +65,7 @@ class AdminFile:
         self.path = Path(path)
         self._stamp: tuple | None = None
         self._hashes: dict[str, tuple[str, str]] = {}
+        self._complaint: str | None = None  # why the file last failed to read
 
     def _load(self) -> dict[str, tuple[str, str]]:
         try:
@@ -88,11 +92,27 @@ class AdminFile:
     def names(self) -> list[str]:
         return sorted((name for name, _ in self._load().values()), key=str.lower)
 
+    def _in_use(self) -> dict[str, tuple[str, str]]:
+        """The accounts for a login: the file as it is, or, if it has become
+        unreadable or unsafe (a link, a second hard link, not UTF-8), what it
+        said when it last read well.  A login never fails because of it; the
+        log says so once per problem."""
+        try:
+            hashes = self._load()
+        except (OSError, ValueError) as e:
+            if str(e) != self._complaint:
+                self._complaint = str(e)
+                log.error("cannot read {path}, admin accounts stay as last read: {why}",
+                          path=str(self.path), why=str(e))
+            return self._hashes
+        self._complaint = None
+        return hashes
+
     def is_admin(self, name: str) -> bool:
-        return name_key(name) in self._load()
+        return name_key(name) in self._in_use()
 
     def hash_for(self, name: str) -> str | None:
-        entry = self._load().get(name_key(name))
+        entry = self._in_use().get(name_key(name))
         return entry[1] if entry else None
 
     @property

@@ -151,6 +151,9 @@ class Login:
     def _enter(self, name: str, admin: bool) -> None:
         try:
             self._conn.enter(name, admin)
+        except Banned as e:  # banned while the password was being checked
+            self._conn.refuse("banned", error(str(e)))
+            return
         except RoomError as e:
             self.state = LoginState.USERNAME
             self._conn.reply(error(str(e)), prompt("username"))

@@ -186,7 +186,10 @@ class ChatService(service.Service):
         service.Service.startService(self)
         data_dir = self._admins.path.parent
         datadir.prepare(data_dir)
-        password = ensure_first_admin(self._admins)
+        try:
+            password = ensure_first_admin(self._admins)
+        except (OSError, ValueError) as e:  # a link or second hard link: safefile
+            raise StartError(f"cannot use {self._admins.path}: {e}") from e
         if password is not None:
             datadir.hand_over_first_password(self._admins, password)
         path = data_dir / "chatd.sqlite3"

@@ -324,6 +324,25 @@ class BadLineFloodTests(LimitsTestCase):
         self.assertTrue(self.h.closed(proto))
 
 
+class BannedDuringPasswordCheckTests(LimitsTestCase):
+    def test_name_banned_while_its_password_is_checked_is_closed(self):
+        """A name banned while its password is being checked is refused and
+        closed like any banned name, not offered another username."""
+        from twisted.internet import defer
+
+        from chatd.store import Ban
+
+        pending = []
+        self.start(run_blocking=lambda fn, *a: pending.append(defer.Deferred()) or pending[-1])
+        proto = self.h.connect()
+        self.h.send(proto, "boss", "the password")
+        self.h.read(proto)
+        self.successResultOf(self.h.bans.add(Ban("boss", "root", "spam", 0.0)))
+        pending[0].callback(True)
+        self.assertEqual(self.h.read(proto), ["! you are banned: spam"])
+        self.assertTrue(self.h.closed(proto))
+
+
 class ParallelGuessTests(LimitsTestCase):
     limits = {"login_failures": 3, "login_failure_window": 300}
 

@@ -95,3 +95,44 @@ class PlantedLinkTests(unittest.TestCase):
         with self.assertRaises(StartError) as caught:
             datadir.prepare(self.data)
         self.assertIn(f"a symbolic link: {self.data / 'admins'}", str(caught.exception))
+
+
+class UnsafeAdminsWhileRunningTests(unittest.TestCase):
+    """An admins file that turns unsafe while chatd runs refuses no one."""
+
+    def test_logins_go_on_with_the_accounts_last_read(self):
+        """After an operator hard-links the admins file (a backup), a user
+        still logs in, the admin still logs in with the password last read,
+        and the log says why once, instead of each login dying."""
+        from twisted.logger import capturedLogs
+
+        from tests.helpers import ProtocolHarness
+
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        h = ProtocolHarness(directory, admins={"boss": "boss-password"})
+        self.assertTrue(h.admin_file.is_admin("boss"))
+        os.link(h.admin_file.path, directory / "admins.bak")
+        # A reload reads it again (and logs that it cannot); logins read it after.
+        self.assertRaises(OSError, h.admin_file.reread)
+        with capturedLogs() as events:
+            carol = h.connect()
+            h.send(carol, "carol")
+            self.assertIn("* logged in as carol in testroom", h.read(carol))
+            boss = h.connect()
+            h.send(boss, "boss", "boss-password")
+            self.assertIn("* logged in as boss (admin) in testroom", h.read(boss))
+        complaints = [e for e in events if "cannot read" in e.get("log_format", "")]
+        self.assertEqual(len(complaints), 1, events)
+
+    def test_chatd_admin_on_a_file_that_is_not_utf8(self):
+        """chatd-admin says in one line that the admins file is unreadable."""
+        data = Path(self.mktemp())
+        data.mkdir()
+        (data / "admins").write_bytes(b"\xff\n")
+        err = io.StringIO()
+        self.patch(sys, "stdout", io.StringIO())
+        self.patch(sys, "stderr", err)
+        self.assertEqual(admin_main(["--data-dir", str(data), "list"]), 1)
+        self.assertTrue(err.getvalue().startswith("chatd-admin: "), err.getvalue())
+        self.assertEqual(len(err.getvalue().splitlines()), 1)
