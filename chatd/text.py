@@ -24,19 +24,31 @@ _DROP_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 # emoji tag characters (subdivision flags).  Variation selectors are marks
 # (Mn), so the category filter keeps them anyway.
 _KEEP = frozenset("\u200c\u200d") | frozenset(map(chr, range(0xE0020, 0xE0080)))
-# Each of them is kept only where it does its job, so that none can make an
-# invisible line or carry hidden text (tags spell ASCII; runs of selectors
-# or joiners can encode bytes):
+# Invisible characters that are not format characters, so the category
+# filter misses them: the rest of Unicode's Default_Ignorable_Code_Point
+# (combining grapheme joiner, Hangul fillers, Khmer inherent vowels,
+# Mongolian selectors, unassigned ignorables...).  They go, like Cf.
+_IGNORABLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2065\u3164\uffa0"
+    "\ufff0-\ufff8\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0080-\U000e00ff"
+    "\U000e01f0-\U000e0fff]")
+# The characters writing needs are each kept only where they do their job,
+# so that none can make an invisible line or carry hidden text (tags spell
+# ASCII; runs of selectors or joiners can encode bytes):
 _SPECIAL = re.compile("[\u200c\u200d\ufe00-\ufe0f\U000e0000-\U000e007f\U000e0100-\U000e01ef]")
 # tags only inside a subdivision flag: black flag, 2-6 tag letters or digits,
 # cancel tag (as in the flag of Scotland, "gbsct");
 _TAGS = re.compile("(\U0001f3f4[\U000e0030-\U000e0039\U000e0061-\U000e007a]{2,6}\U000e007f)"
                    "|[\U000e0000-\U000e007f]")
-# one joiner between two visible characters, none anywhere else;
-_JOINERS = re.compile("(?<=\\S)([\u200c\u200d])[\u200c\u200d]*+(?=\\S)|[\u200c\u200d]+")
-# one variation selector after a visible character, none anywhere else.
 _VS = "\ufe00-\ufe0f\U000e0100-\U000e01ef"
-_SELECTORS = re.compile(f"(?<=[^\\s{_VS}])([{_VS}])[{_VS}]*|[{_VS}]+")
+# A visible character: not a space, joiner, selector or tag.
+_BASE = f"[^\\s\u200c\u200d{_VS}\U000e0000-\U000e007f]"
+# one joiner after a visible character (or its selector) and before a
+# visible character, none anywhere else;
+_JOINERS = re.compile(f"(?<=[^\\s\u200c\u200d\U000e0000-\U000e007f])"
+                      f"([\u200c\u200d])[\u200c\u200d]*+(?={_BASE})|[\u200c\u200d]+")
+# one variation selector right after a visible character, none anywhere else.
+_SELECTORS = re.compile(f"(?<={_BASE})([{_VS}])[{_VS}]*|[{_VS}]+")
 _ASCII_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -66,6 +78,7 @@ def clean(text: str) -> str:
         ch for ch in text
         if ch in _KEEP or unicodedata.category(ch) not in _DROP_CATEGORIES
     )
+    text = _IGNORABLE.sub("", text)
     if _SPECIAL.search(text) is None:
         return text
     first = lambda match: match.group(1) or ""  # noqa: E731

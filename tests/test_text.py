@@ -56,6 +56,18 @@ class CleanTests(unittest.TestCase):
         self.assertEqual(clean("a" + "\ufe01\ufe02\U000e0105" * 8), "a\ufe01")
         self.assertEqual(clean(" \ufe0f"), " ")
         self.assertEqual(clean("x\u200c\u200d\u200c\u200dy"), "x\u200cy")
+        # Joiners and selectors taking turns: each selector one byte of "secret".
+        chain = "".join("\u200d" + chr(0xE0100 + ord(c) - 0x60) for c in "secret")
+        self.assertEqual(clean("a" + chain), "a\U000e0113")
+
+    def test_other_invisible_characters_removed(self):
+        """Invisible characters that are not format characters (Unicode's other
+        default-ignorables: Hangul fillers, combining grapheme joiner, Khmer
+        inherent vowels, Mongolian selectors, unassigned ignorables) go too, so
+        they cannot make a line that looks empty."""
+        for text in ["\u3164", "\u034f\u034f", "\u115f\u1160", "\uffa0", "\u17b4",
+                     "\u180b", "\u2065", "\U000e0080\U000e0081", "\U000e01f0"]:
+            self.assertEqual(clean("hi" + text), "hi", repr(text))
 
 
 class NameTests(unittest.TestCase):
