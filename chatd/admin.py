@@ -11,11 +11,15 @@ from standard input.  A running chatd sees the change at the next login.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
+import os
+import stat
 import sys
 from pathlib import Path
 
 from chatd.auth import AdminFile
+from chatd.safefile import UnsafeFile
 from chatd.text import NAME_RULE, valid_name
 
 MIN_PASSWORD = 8
@@ -29,6 +33,44 @@ def _read_password(stdin=None) -> str:
             raise SystemExit("chatd-admin: the passwords differ; nothing changed")
         return first
     return stdin.readline().rstrip("\r\n")
+
+
+@contextlib.contextmanager
+def _as_owner_of(data_dir: Path):
+    """Run as root, act as the user who owns the data directory (or the
+    nearest directory above it that exists), so that nothing that user can
+    plant there, a link to the directory itself included, makes root write
+    or delete another file: the kernel checks every step as that user.
+
+    A symbolic link on the way that root does not own is refused outright.
+    """
+    if os.geteuid() != 0:
+        yield
+        return
+    path = Path(os.path.abspath(data_dir))
+    for step in [path, *path.parents]:
+        try:
+            st = os.lstat(step)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(st.st_mode) and st.st_uid != 0:
+            raise UnsafeFile(f"{step} is a symbolic link that uid {st.st_uid} owns;"
+                             " run as root, chatd-admin does not follow it")
+    existing = next(step for step in [path, *path.parents] if step.exists())
+    owner = os.stat(existing)
+    if owner.st_uid == 0:
+        yield
+        return
+    groups = os.getgroups()
+    os.setgroups([owner.st_gid])  # root's own groups would still open doors
+    os.setegid(owner.st_gid)
+    os.seteuid(owner.st_uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+        os.setgroups(groups)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +97,11 @@ def _run(argv: list[str] | None) -> int:
     sub.add_parser("list", help="list admins")
     args = parser.parse_args(argv)
 
+    with _as_owner_of(Path(args.data_dir)):
+        return _act(args, parser)
+
+
+def _act(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     admins = AdminFile(Path(args.data_dir) / "admins")
     if args.command == "list":
         for name in admins.names():

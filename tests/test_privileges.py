@@ -197,6 +197,22 @@ class UnprivilegedTests(unittest.TestCase):
         self.assertEqual(admins.stat().st_uid, self.uid)
         self.assertTrue(admins.read_text().startswith("alice:scrypt$"))
 
+    def test_chatd_admin_as_root_follows_no_linked_data_dir(self):
+        """The service user swaps its data dir for a link to a root-only
+        directory: root's chatd-admin refuses it and the file there is untouched."""
+        parent = self.dir / "svc"
+        parent.mkdir()
+        shutil.chown(parent, USER, self.group)
+        rootonly = self.dir / "rootonly"
+        rootonly.mkdir(mode=0o700)
+        (rootonly / "admins").write_text("keep:me\n")
+        (parent / "var").symlink_to(rootonly)
+        os.lchown(parent / "var", self.uid, -1)
+        result = self.chatd_admin_add(parent / "var", "bob")
+        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertIn("symbolic link", result.stderr)
+        self.assertEqual((rootonly / "admins").read_text(), "keep:me\n")
+
     def test_chatd_admin_as_root_makes_the_data_dir_for_chatd(self):
         """chatd-admin run as root before the first start makes the data dir chatd can use.
 
