@@ -18,9 +18,9 @@ import stat
 import sys
 from pathlib import Path
 
-from chatd.auth import AdminFile
+from chatd.core.auth import AdminFile
 from chatd.safefile import UnsafeFile
-from chatd.text import NAME_RULE, valid_name
+from chatd.core.text import NAME_RULE, valid_name
 
 MIN_PASSWORD = 8
 

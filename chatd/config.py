@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from chatd.sockets import MAX_KEEPALIVE_PROBES, MAX_KEEPALIVE_SECONDS
-from chatd.text import clean
+from chatd.core.text import clean
 
 
 class ConfigError(Exception):

@@ -18,7 +18,7 @@ from pathlib import Path
 from twisted.logger import Logger
 
 from chatd import safefile
-from chatd.auth import FIRST_ADMIN, AdminFile
+from chatd.core.auth import FIRST_ADMIN, AdminFile
 
 log = Logger()
 

@@ -25,7 +25,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web import pages, resource, server
 
-from chatd.stats import Stats
+from chatd.core.stats import Stats
 
 log = Logger()
 

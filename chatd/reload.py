@@ -31,8 +31,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from chatd import config
-from chatd.auth import AdminFile
-from chatd.factory import ChatFactory
+from chatd.core.auth import AdminFile
+from chatd.line.factory import ChatFactory
 from chatd.tls import CertificateError
 
 log = Logger()

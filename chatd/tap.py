@@ -23,14 +23,14 @@ from twisted.python.failure import Failure
 
 import twisted
 from chatd import __version__, config, datadir, metrics
-from chatd.auth import AdminFile, ensure_first_admin, make_portal
+from chatd.core.auth import AdminFile, ensure_first_admin, make_portal
 from chatd.datadir import StartError
-from chatd.factory import ChatFactory
+from chatd.line.factory import ChatFactory
 from chatd.reload import ReloadService
-from chatd.room import Room
+from chatd.core.room import Room
 from chatd.sockets import with_backlog
-from chatd.stats import Stats, StatsService
-from chatd.store import BanStore, SchemaTooNew
+from chatd.core.stats import Stats, StatsService
+from chatd.core.store import BanStore, SchemaTooNew
 from chatd.tls import RenewableTLS, renewable_endpoint
 
 log = Logger()

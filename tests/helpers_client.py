@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from chatd.auth import AdminFile
+from chatd.core.auth import AdminFile
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent

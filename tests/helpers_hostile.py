@@ -24,7 +24,7 @@ import time
 import unicodedata
 from pathlib import Path
 
-from chatd.auth import AdminFile
+from chatd.core.auth import AdminFile
 
 TWISTD = str(Path(sys.executable).parent / "twistd")
 DEADLINE = 10.0

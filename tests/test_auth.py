@@ -9,7 +9,7 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.trial import unittest
 
 from chatd.admin import main as admin_main
-from chatd.auth import (
+from chatd.core.auth import (
     AdminChecker,
     AdminFile,
     ensure_first_admin,

@@ -9,9 +9,9 @@ from pathlib import Path
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from chatd.errors import Muted, NoSuchUser
-from chatd.journal import MAX_SHOWN, SERVER, Entry, Journal, prune
-from chatd.store import MIGRATIONS, BanStore, migrate
+from chatd.core.errors import Muted, NoSuchUser
+from chatd.core.journal import MAX_SHOWN, SERVER, Entry, Journal, prune
+from chatd.core.store import MIGRATIONS, BanStore, migrate
 from tests.helpers import FakeClient, ProtocolHarness, make_room
 
 DISK_FULL = sqlite3.OperationalError("database or disk is full")

@@ -6,7 +6,7 @@ from twisted.internet import task
 from twisted.trial import unittest
 
 from chatd.config import Limits
-from chatd.limits import LoginFailures, TokenBucket
+from chatd.core.limits import LoginFailures, TokenBucket
 from tests.helpers import ProtocolHarness
 
 
@@ -251,14 +251,14 @@ class ModerationTests(LimitsTestCase):
         """While one ban is being written, a second ban of the same name is refused."""
         from twisted.internet import defer
 
-        from chatd.store import BanStore
+        from chatd.core.store import BanStore
 
         waiting = []
         self.start(bans=BanStore(lambda fn: waiting.append(defer.Deferred()) or waiting[-1],
                                  {}))
         self.h.send(self.boss, "/ban bob first")
         self.h.room.moderation.ban(self.h.room.get("boss"), "carl")  # any other ban is fine
-        from chatd.errors import NotAllowed
+        from chatd.core.errors import NotAllowed
         self.assertRaises(NotAllowed, self.h.room.moderation.ban, self.h.room.get("boss"),
                           "BOB", "second")
         for d in waiting:
@@ -330,7 +330,7 @@ class BannedDuringPasswordCheckTests(LimitsTestCase):
         closed like any banned name, not offered another username."""
         from twisted.internet import defer
 
-        from chatd.store import Ban
+        from chatd.core.store import Ban
 
         pending = []
         self.start(run_blocking=lambda fn, *a: pending.append(defer.Deferred()) or pending[-1])
@@ -369,7 +369,7 @@ class ParallelGuessTests(LimitsTestCase):
 class CloseTests(LimitsTestCase):
     def test_peer_that_never_reads_is_aborted(self):
         """A closed connection whose peer stops reading is aborted after a grace period."""
-        from chatd.protocol import CLOSE_GRACE
+        from chatd.line.protocol import CLOSE_GRACE
 
         alice = self.login("alice")
         self.h.send(alice, "/quit")

@@ -7,7 +7,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.protocols.basic import LineReceiver
 from twisted.trial import unittest
 
-from chatd.auth import AdminFile
+from chatd.core.auth import AdminFile
 from chatd.tap import Listener, Options, makeService
 
 TIMEOUT = 10

@@ -9,7 +9,7 @@ from twisted.trial import unittest
 from twisted.web.client import Agent, ResponseDone
 
 from chatd import config
-from chatd.auth import AdminFile
+from chatd.core.auth import AdminFile
 from chatd.metrics import LagMeter
 from chatd.tap import Listener, Options, makeService
 from tests.test_loopback import LoopbackClients

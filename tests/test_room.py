@@ -3,7 +3,7 @@
 from twisted.logger import capturedLogs
 from twisted.trial import unittest
 
-from chatd.errors import (
+from chatd.core.errors import (
     Banned,
     InvalidName,
     NameTaken,
@@ -11,7 +11,7 @@ from chatd.errors import (
     NotAllowed,
     PermissionDenied,
 )
-from chatd.store import BanStore
+from chatd.core.store import BanStore
 from tests.helpers import BrokenClient, FakeClient, make_room
 
 

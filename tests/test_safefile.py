@@ -16,7 +16,7 @@ from twisted.trial import unittest
 
 from chatd import datadir
 from chatd.admin import main as admin_main
-from chatd.auth import AdminFile
+from chatd.core.auth import AdminFile
 from chatd.datadir import StartError
 
 SECRET = "root:$6$not-yours$0123456789\n"

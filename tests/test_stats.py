@@ -4,9 +4,9 @@ from pathlib import Path
 
 from twisted.trial import unittest
 
-from chatd.room import Room
-from chatd.stats import Stats, StatsService, format_uptime
-from chatd.store import BanStore
+from chatd.core.room import Room
+from chatd.core.stats import Stats, StatsService, format_uptime
+from chatd.core.store import BanStore
 from tests.helpers import FakeClient, ProtocolHarness
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from twisted.trial import unittest
 
-from chatd.store import MIGRATIONS, Ban, BanStore, SchemaTooNew, migrate
+from chatd.core.store import MIGRATIONS, Ban, BanStore, SchemaTooNew, migrate
 
 
 class StoreTests(unittest.TestCase):

@@ -2,7 +2,7 @@
 
 from twisted.trial import unittest
 
-from chatd.text import clean, name_key, valid_name
+from chatd.core.text import clean, name_key, valid_name
 
 
 class CleanTests(unittest.TestCase):

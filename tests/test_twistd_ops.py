@@ -9,7 +9,7 @@ from pathlib import Path
 
 from twisted.trial import unittest
 
-from chatd.auth import AdminFile
+from chatd.core.auth import AdminFile
 from tests.helpers_hostile import wait_for
 from tests.test_metrics import metric
 from tests.test_twistd import DEADLINE, TWISTD, Client, free_port, login

@@ -18,8 +18,8 @@ from pathlib import Path
 from twisted.enterprise import adbapi
 from twisted.internet import defer
 
-from chatd.journal import Journal, prune
-from chatd.text import name_key
+from chatd.core.journal import Journal, prune
+from chatd.core.text import name_key
 
 # Schema versions, kept in PRAGMA user_version.  Append; never edit.
 MIGRATIONS = [
@@ -35,7 +35,7 @@ MIGRATIONS = [
     """,
     # 2: a ban may also cover the address the user was connected from.
     "ALTER TABLE bans ADD COLUMN address TEXT",
-    # 3: the moderation journal (chatd.journal), newest rows by id.
+    # 3: the moderation journal (chatd.core.journal), newest rows by id.
     """
     CREATE TABLE modlog (
         id INTEGER PRIMARY KEY AUTOINCREMENT,

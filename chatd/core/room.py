@@ -2,10 +2,10 @@
 
 The room is a plain domain object.  It knows no sockets and no reactor
 beyond an injected clock; each person in it is reached through an IClient
-that a front end (chatd.protocol) provides.  Refusals are raised as
-chatd.errors.RoomError subclasses whose text the front end shows after
+that a front end (chatd.line.protocol) provides.  Refusals are raised as
+chatd.core.errors.RoomError subclasses whose text the front end shows after
 "! ".  What admins do to members (kicks, bans, mutes) is the room's
-Moderation (chatd.moderation), reached as `room.moderation`; it changes
+Moderation (chatd.core.moderation), reached as `room.moderation`; it changes
 the room through the public methods here.
 
 Broadcasts are coalesced: broadcasts said in one reactor turn are joined
@@ -26,11 +26,11 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import Interface
 
-from chatd.errors import Banned, InvalidName, NameTaken, NoSuchUser
-from chatd.moderation import Moderation, with_reason
-from chatd.stats import Stats
-from chatd.store import BanStore
-from chatd.text import NAME_RULE, encode, error, name_key, notice, valid_name
+from chatd.core.errors import Banned, InvalidName, NameTaken, NoSuchUser
+from chatd.core.moderation import Moderation, with_reason
+from chatd.core.stats import Stats
+from chatd.core.store import BanStore
+from chatd.core.text import NAME_RULE, encode, error, name_key, notice, valid_name
 
 log = Logger()
 

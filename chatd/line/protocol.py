@@ -2,12 +2,12 @@
 
 ChatProtocol is a thin adapter.  It frames lines (accepting LF, CRLF or a
 lone CR, never buffering more than one maximal line), hands each line before
-the room to its chatd.login.Login, then each line in the room to the room, or
-to its chatd.commands.Commands for "/" lines; it is their LoginContext and
+the room to its chatd.line.login.Login, then each line in the room to the room, or
+to its chatd.line.commands.Commands for "/" lines; it is their LoginContext and
 CommandContext.  Every refusal is one "! " line; the
 connection stays open unless the contract says otherwise (docs/protocol.md).
-What it writes goes through its Outbox (chatd.outbox); what all connections
-share, and admission, is the ChatFactory (chatd.factory).
+What it writes goes through its Outbox (chatd.line.outbox); what all connections
+share, and admission, is the ChatFactory (chatd.line.factory).
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
-from chatd.commands import Commands
-from chatd.errors import RoomError
-from chatd.limits import IdleTimer, Recent, TokenBucket
-from chatd.login import Login, LoginState
-from chatd.outbox import Outbox
-from chatd.room import IClient, Member, Room
+from chatd.line.commands import Commands
+from chatd.core.errors import RoomError
+from chatd.core.limits import IdleTimer, Recent, TokenBucket
+from chatd.line.login import Login, LoginState
+from chatd.line.outbox import Outbox
+from chatd.core.room import IClient, Member, Room
 from chatd.sockets import peer_host, tcp_socket, tune_client_socket
-from chatd.stats import Stats
-from chatd.text import clean, encode, error, notice, prompt
+from chatd.core.stats import Stats
+from chatd.core.text import clean, encode, error, notice, prompt
 
 log = Logger()
 

@@ -15,18 +15,18 @@ from typing import TYPE_CHECKING
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from chatd.errors import InvalidName, Muted, NoSuchUser, NotAllowed, PermissionDenied
-from chatd.journal import SERVER, Entry, Journal
-from chatd.journal import timestamp as _timestamp
-from chatd.store import Ban
-from chatd.text import NAME_RULE, name_key, notice, valid_name
+from chatd.core.errors import InvalidName, Muted, NoSuchUser, NotAllowed, PermissionDenied
+from chatd.core.journal import SERVER, Entry, Journal
+from chatd.core.journal import timestamp as _timestamp
+from chatd.core.store import Ban
+from chatd.core.text import NAME_RULE, name_key, notice, valid_name
 
 if TYPE_CHECKING:
-    from chatd.room import Member, Room
+    from chatd.core.room import Member, Room
 
-# These events were logged from chatd.room before moderation had a module
+# These events were logged from chatd.core.room before moderation had a module
 # of its own; log filters written for that namespace keep matching.
-log = Logger(namespace="chatd.room")
+log = Logger(namespace="chatd.core.room")
 
 
 def with_reason(text: str, reason: str) -> str:

@@ -12,11 +12,11 @@ from twisted.internet import defer
 from twisted.internet.protocol import ServerFactory
 
 from chatd.config import Limits
-from chatd.limits import LoginFailures
-from chatd.protocol import ChatProtocol
-from chatd.room import Room
-from chatd.stats import Stats
-from chatd.text import notice
+from chatd.core.limits import LoginFailures
+from chatd.line.protocol import ChatProtocol
+from chatd.core.room import Room
+from chatd.core.stats import Stats
+from chatd.core.text import notice
 
 
 class ChatFactory(ServerFactory):

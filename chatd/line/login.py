@@ -17,12 +17,12 @@ from twisted.cred.portal import Portal
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from chatd.auth import IChatAdmin
-from chatd.errors import Banned, RoomError
-from chatd.limits import LoginFailures
-from chatd.room import Room
-from chatd.stats import Stats
-from chatd.text import clean, error, prompt
+from chatd.core.auth import IChatAdmin
+from chatd.core.errors import Banned, RoomError
+from chatd.core.limits import LoginFailures
+from chatd.core.room import Room
+from chatd.core.stats import Stats
+from chatd.core.text import clean, error, prompt
 
 log = Logger()
 

@@ -1,6 +1,6 @@
 """Commands: what a line starting with '/' does in the room.
 
-The protocol turns bytes into lines and chatd.login runs the login steps; once a user
+The protocol turns bytes into lines and chatd.line.login runs the login steps; once a user
 is in the room it builds a Commands for them and hands it each `/verb args`
 line.  Commands.run calls the `cmd_<verb>` method of the same name, which
 parses the arguments and makes one call on the room or on its moderation
@@ -21,11 +21,11 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from chatd.errors import PermissionDenied, RoomError
-from chatd.journal import MAX_SHOWN, parse_count
-from chatd.room import Member, Room
-from chatd.stats import Stats, format_uptime
-from chatd.text import error, notice
+from chatd.core.errors import PermissionDenied, RoomError
+from chatd.core.journal import MAX_SHOWN, parse_count
+from chatd.core.room import Member, Room
+from chatd.core.stats import Stats, format_uptime
+from chatd.core.text import error, notice
 
 log = Logger()
 
@@ -78,7 +78,7 @@ ADMIN_HELP = [
 class CommandContext(Protocol):
     """All a command may use of the connection its line came from.
 
-    chatd.protocol.ChatProtocol provides it; a test or another front end
+    chatd.line.protocol.ChatProtocol provides it; a test or another front end
     may provide its own.
     """
 

@@ -1,6 +1,6 @@
 """What the room refuses: small domain errors the front end shows as "! " lines.
 
-The room and its moderation raise them; chatd.protocol and chatd.commands
+The room and its moderation raise them; chatd.line.protocol and chatd.line.commands
 turn each into one line, str(error) after "! ", and keep the connection.
 """
 

@@ -2,7 +2,7 @@
 
 Stats is a plain object the room and the protocol bump with integer adds
 as things happen (no lock, no library call on the hot path).  It knows no
-wire format: /stats (chatd.commands) and the Prometheus endpoint
+wire format: /stats (chatd.line.commands) and the Prometheus endpoint
 (chatd.metrics) each read it and render it their own way.
 
 A connection that never joins the room and is closed by the server counts

@@ -1,7 +1,7 @@
 """The moderation journal: who did what to whom, when, why, and until when.
 
 Every kick, ban, unban, mute, unmute and server-side disconnect becomes one
-row of the `modlog` table (schema in chatd.store.MIGRATIONS), in the same
+row of the `modlog` table (schema in chatd.core.store.MIGRATIONS), in the same
 SQLite database as the bans and through the same runner (adbapi's pool in
 the daemon, one synchronous connection in tests), so there is one writer
 on the file.
@@ -36,7 +36,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 if TYPE_CHECKING:
-    from chatd.store import Runner
+    from chatd.core.store import Runner
 
 log = Logger()
 
@@ -91,7 +91,7 @@ _COLUMNS = "at, action, actor, target, reason, expires, address"
 
 class Journal:
     """The modlog table, through a runner: `run(fn)` calls fn(connection)
-    and commits, as a Deferred (chatd.store.Runner)."""
+    and commits, as a Deferred (chatd.core.store.Runner)."""
 
     def __init__(self, run: Runner, keep: int = MAX_KEPT):
         self._run = run

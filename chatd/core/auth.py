@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
 from chatd import safefile
-from chatd.text import name_key, valid_name
+from chatd.core.text import name_key, valid_name
 
 log = Logger()
 
