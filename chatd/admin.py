@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from chatd.core.auth import AdminFile
-from chatd.safefile import UnsafeFile
 from chatd.core.text import NAME_RULE, valid_name
+from chatd.safefile import UnsafeFile
 
 MIN_PASSWORD = 8
 

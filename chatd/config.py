@@ -10,8 +10,8 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from chatd.sockets import MAX_KEEPALIVE_PROBES, MAX_KEEPALIVE_SECONDS
 from chatd.core.text import clean
+from chatd.sockets import MAX_KEEPALIVE_PROBES, MAX_KEEPALIVE_SECONDS
 
 
 class ConfigError(Exception):

@@ -24,13 +24,13 @@ from twisted.python.failure import Failure
 import twisted
 from chatd import __version__, config, datadir, metrics
 from chatd.core.auth import AdminFile, ensure_first_admin, make_portal
+from chatd.core.room import Room
+from chatd.core.stats import Stats, StatsService
+from chatd.core.store import BanStore, SchemaTooNew
 from chatd.datadir import StartError
 from chatd.line.factory import ChatFactory
 from chatd.reload import ReloadService
-from chatd.core.room import Room
 from chatd.sockets import with_backlog
-from chatd.core.stats import Stats, StatsService
-from chatd.core.store import BanStore, SchemaTooNew
 from chatd.tls import RenewableTLS, renewable_endpoint
 
 log = Logger()

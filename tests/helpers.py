@@ -6,11 +6,11 @@ from twisted.internet import defer, task
 from twisted.internet.testing import StringTransport
 from zope.interface import implementer
 
-from chatd.core.auth import AdminFile, hash_password, make_portal
 from chatd.config import Limits
-from chatd.line.factory import ChatFactory
+from chatd.core.auth import AdminFile, hash_password, make_portal
 from chatd.core.room import IClient, Room
 from chatd.core.store import BanStore
+from chatd.line.factory import ChatFactory
 
 # Cheap scrypt parameters: the tests check the logic, not the cost.
 FAST = dict(n=2**4, r=8, p=1)

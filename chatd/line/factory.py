@@ -13,10 +13,10 @@ from twisted.internet.protocol import ServerFactory
 
 from chatd.config import Limits
 from chatd.core.limits import LoginFailures
-from chatd.line.protocol import ChatProtocol
 from chatd.core.room import Room
 from chatd.core.stats import Stats
 from chatd.core.text import notice
+from chatd.line.protocol import ChatProtocol
 
 
 class ChatFactory(ServerFactory):

@@ -20,15 +20,15 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
-from chatd.line.commands import Commands
 from chatd.core.errors import RoomError
 from chatd.core.limits import IdleTimer, Recent, TokenBucket
-from chatd.line.login import Login, LoginState
-from chatd.line.outbox import Outbox
 from chatd.core.room import IClient, Member, Room
-from chatd.sockets import peer_host, tcp_socket, tune_client_socket
 from chatd.core.stats import Stats
 from chatd.core.text import clean, encode, error, notice, prompt
+from chatd.line.commands import Commands
+from chatd.line.login import Login, LoginState
+from chatd.line.outbox import Outbox
+from chatd.sockets import peer_host, tcp_socket, tune_client_socket
 
 log = Logger()
 
