@@ -48,6 +48,18 @@ MIGRATIONS = [
         address TEXT                 -- a ban's address, if it has one
     )
     """,
+    # 4: room history (chatd.core.history), the newest rows of each room by id.
+    """
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        room TEXT NOT NULL,          -- the room's key: its name lower-cased
+        at REAL NOT NULL,            -- seconds since the epoch
+        kind TEXT NOT NULL,          -- message or action
+        name TEXT NOT NULL,          -- who said it
+        text TEXT NOT NULL
+    );
+    CREATE INDEX history_room ON history (room, id)
+    """,
 ]
 
 
@@ -105,16 +117,16 @@ def _not_open(fn: Callable[[sqlite3.Connection], object]) -> defer.Deferred:
 class BanStore:
     """The ban list.  `run(fn)` calls fn(connection) and commits, as a Deferred.
 
-    The moderation journal lives in the same database and goes through the
-    same runner (one pool, one writer on the file): `store.journal`.
+    The moderation journal (`store.journal`) and the room history
+    (chatd.core.history) live in the same database and go through the same
+    runner: one pool, one writer on the file.
     """
 
     def __init__(self, run: Runner, bans: dict[str, Ban], close=lambda: None):
         self._run = run
         self._bans = bans
         self._close = close
-        # Through self._run at each call: open_file replaces the runner.
-        self.journal = Journal(lambda fn: self._run(fn))
+        self.journal = Journal(self.run)
 
     @classmethod
     def open(cls, path: Path, now: float | None = None) -> BanStore:
@@ -164,6 +176,13 @@ class BanStore:
             return defer.maybeDeferred(call)
 
         return cls(run, load_bans(conn, 0.0), conn.close)
+
+    def run(self, fn: Callable[[sqlite3.Connection], object]) -> defer.Deferred:
+        """Call fn(connection) off the reactor thread and commit; fires with its result.
+
+        Goes through self._run at each call, since open_file replaces the runner.
+        """
+        return self._run(fn)
 
     def get(self, name: str, now: float) -> Ban | None:
         """The ban on name in force at now, if any."""
