@@ -8,6 +8,7 @@ and check what an operator sees on a first run under an unprivileged user.
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -168,6 +169,17 @@ class UnprivilegedTests(unittest.TestCase):
         self.assertEqual((data / "admins").stat().st_uid, self.uid)
         self.start(data)
         login(self.port, "boss", "long enough password").close()
+
+    def test_chatd_admin_add_user_as_root_keeps_the_owner(self):
+        """chatd-admin add-user run by root leaves the users file to the nobody chatd, 0600."""
+        data = self.dir / "chatd"
+        data.mkdir()
+        shutil.chown(data, USER, self.group)
+        subprocess.run([str(Path(TWISTD).parent / "chatd-admin"), "--data-dir", str(data),
+                        "add-user", "alice"], input="long enough password\n", text=True,
+                       check=True, capture_output=True, timeout=DEADLINE)
+        st = (data / "users").stat()
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (self.uid, 0o600))
 
     def chatd_admin_add(self, data: Path, name: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(Path(TWISTD).parent / "chatd-admin"), "--data-dir",
