@@ -1,7 +1,6 @@
 """Registered names: DATA_DIR/users, registering from the server, their cred checker,
 and chatd-admin's add-user, remove-user and list-users."""
 
-import io
 import os
 import stat
 import sys
@@ -15,7 +14,6 @@ from twisted.logger import capturedLogs
 from twisted.trial import unittest
 from zope.interface import Interface, implementer
 
-from chatd.admin import main as admin_main
 from chatd.core.auth import (
     AdminFile,
     RegisteredPassword,
@@ -27,6 +25,7 @@ from chatd.core.auth import (
     verify_password,
 )
 from chatd.safefile import UnsafeFile
+from tests import test_auth
 from tests.helpers import FAST, run_inline
 
 
@@ -193,13 +192,7 @@ class UserCommandTests(unittest.TestCase):
     def setUp(self):
         self.dir = Path(self.mktemp())
 
-    def run_admin(self, *argv, stdin=""):
-        out, err = io.StringIO(), io.StringIO()
-        self.patch(sys, "stdin", io.StringIO(stdin))
-        self.patch(sys, "stdout", out)
-        self.patch(sys, "stderr", err)
-        code = admin_main(["--data-dir", str(self.dir), *argv])
-        return code, out.getvalue(), err.getvalue()
+    run_admin = test_auth.AdminCommandTests.run_admin
 
     def test_add_list_remove(self):
         """chatd-admin registers a name (password from a pipe), lists it, changes its

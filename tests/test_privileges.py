@@ -175,15 +175,15 @@ class UnprivilegedTests(unittest.TestCase):
         data = self.dir / "chatd"
         data.mkdir()
         shutil.chown(data, USER, self.group)
-        subprocess.run([str(Path(TWISTD).parent / "chatd-admin"), "--data-dir", str(data),
-                        "add-user", "alice"], input="long enough password\n", text=True,
-                       check=True, capture_output=True, timeout=DEADLINE)
+        result = self.chatd_admin_add(data, "alice", command="add-user")
+        self.assertEqual(result.returncode, 0, result.stderr)
         st = (data / "users").stat()
         self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (self.uid, 0o600))
 
-    def chatd_admin_add(self, data: Path, name: str) -> subprocess.CompletedProcess:
+    def chatd_admin_add(self, data: Path, name: str,
+                        command: str = "add") -> subprocess.CompletedProcess:
         return subprocess.run([str(Path(TWISTD).parent / "chatd-admin"), "--data-dir",
-                               str(data), "add", name], input="long enough password\n",
+                               str(data), command, name], input="long enough password\n",
                               text=True, capture_output=True, timeout=DEADLINE)
 
     def test_chatd_admin_as_root_follows_no_planted_link(self):
