@@ -10,7 +10,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from chatd.core.text import clean
+from chatd.core.text import NAME_RULE, clean, name_key, valid_name
 from chatd.sockets import MAX_KEEPALIVE_PROBES, MAX_KEEPALIVE_SECONDS
 
 
@@ -75,9 +75,22 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     # Endpoints for the Prometheus /metrics page; empty: off.
     metrics: list[str] = field(default_factory=list)
+    # Rooms that always exist, besides `room`, where everyone lands.
+    rooms: list[str] = field(default_factory=list)
+    # Whether /join may create a room that is not configured.
+    open_rooms: bool = True
+    # Who may protect a name with /register: one of REGISTRATION.
+    registration: str = "open"
+    # Messages and actions of a room replayed to whoever joins it; 0: off.
+    history: int = 50
 
 
-_SERVER_TYPES = {"listen": list, "room": str, "data_dir": str, "motd": str}
+# "open": anyone logged in; "admins": only admins (and chatd-admin add-user); "off": no one.
+REGISTRATION = ("open", "admins", "off")
+HISTORY_MAX = 1000
+
+_SERVER_TYPES = {"listen": list, "room": str, "data_dir": str, "motd": str,
+                 "rooms": list, "open_rooms": bool, "registration": str, "history": int}
 
 
 def _check_table(table: dict, cls, where: str) -> dict:
@@ -124,23 +137,45 @@ def load(path: str | Path | None) -> Settings:
     for key, value in server.items():
         if key not in _SERVER_TYPES:
             raise ConfigError(f"unknown key server.{key}")
-        if not isinstance(value, _SERVER_TYPES[key]):
-            raise ConfigError(f"server.{key} must be a {_SERVER_TYPES[key].__name__}")
+        kind = _SERVER_TYPES[key]
+        if type(value) is not kind:  # not isinstance: true is no int
+            raise ConfigError(f"server.{key} must be a {kind.__name__}")
         server_values[key] = value
     if "listen" in server_values and not all(
         isinstance(item, str) for item in server_values["listen"]
     ):
         raise ConfigError("server.listen must be a list of endpoint strings")
-    for key in ("room", "motd"):
-        if key in server_values:
-            lines = server_values[key].splitlines() or [""]
-            server_values[key] = "\n".join(clean(line) for line in lines)
-    if "room" in server_values and "\n" in server_values["room"]:
+    if "motd" in server_values:
+        lines = server_values["motd"].splitlines() or [""]
+        server_values["motd"] = "\n".join(clean(line) for line in lines)
+    if len(server_values.get("room", "").splitlines()) > 1:
         raise ConfigError("server.room must be one line")
     settings = Settings(**server_values, limits=Limits(**limits),
                         metrics=_metrics_listen(doc.get("metrics", {})))
+    _check_server(settings)
     settings.limits.check()
     return settings
+
+
+def _check_server(settings: Settings) -> None:
+    """The [server] values a type cannot check: room names follow the username rule."""
+    if not valid_name(settings.room):
+        raise ConfigError(f"server.room {settings.room!r} is not a valid room name:"
+                          f" use {NAME_RULE}")
+    seen: dict[str, str] = {}
+    for room in settings.rooms:
+        if not isinstance(room, str) or not valid_name(room):
+            raise ConfigError(f"server.rooms: {room!r} is not a valid room name:"
+                              f" use {NAME_RULE}")
+        if name_key(room) in seen:
+            raise ConfigError(f"server.rooms names {seen[name_key(room)]!r} twice"
+                              f" (as {room!r}: room names ignore case)")
+        seen[name_key(room)] = room
+    if settings.registration not in REGISTRATION:
+        raise ConfigError(f"server.registration must be \"open\", \"admins\" or \"off\","
+                          f" not {settings.registration!r}")
+    if not 0 <= settings.history <= HISTORY_MAX:
+        raise ConfigError(f"server.history must be at least 0 (off) and at most {HISTORY_MAX}")
 
 
 def _metrics_listen(table: dict) -> list[str]:

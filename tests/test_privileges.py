@@ -8,6 +8,7 @@ and check what an operator sees on a first run under an unprivileged user.
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -169,9 +170,20 @@ class UnprivilegedTests(unittest.TestCase):
         self.start(data)
         login(self.port, "boss", "long enough password").close()
 
-    def chatd_admin_add(self, data: Path, name: str) -> subprocess.CompletedProcess:
+    def test_chatd_admin_add_user_as_root_keeps_the_owner(self):
+        """chatd-admin add-user run by root leaves the users file to the nobody chatd, 0600."""
+        data = self.dir / "chatd"
+        data.mkdir()
+        shutil.chown(data, USER, self.group)
+        result = self.chatd_admin_add(data, "alice", command="add-user")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        st = (data / "users").stat()
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (self.uid, 0o600))
+
+    def chatd_admin_add(self, data: Path, name: str,
+                        command: str = "add") -> subprocess.CompletedProcess:
         return subprocess.run([str(Path(TWISTD).parent / "chatd-admin"), "--data-dir",
-                               str(data), "add", name], input="long enough password\n",
+                               str(data), command, name], input="long enough password\n",
                               text=True, capture_output=True, timeout=DEADLINE)
 
     def test_chatd_admin_as_root_follows_no_planted_link(self):

@@ -65,6 +65,54 @@ class OptionsTests(unittest.TestCase):
         self.assertIn("cannot read config file", str(error))
 
 
+class RoomKeysTests(unittest.TestCase):
+    """[server] rooms, open_rooms, registration and history."""
+
+    def load(self, text: str) -> config.Settings:
+        path = Path(self.mktemp())
+        path.write_text("[server]\n" + text + "\n")
+        return config.load(path)
+
+    def test_defaults(self):
+        """Out of the box: no extra rooms, /join creates rooms, anyone may /register,
+        and the last 50 lines of a room are shown to whoever joins it."""
+        settings = config.load(None)
+        self.assertEqual((settings.rooms, settings.open_rooms, settings.registration,
+                          settings.history), ([], True, "open", 50))
+
+    def test_values_accepted(self):
+        """Every documented value loads as written."""
+        settings = self.load('rooms = ["games", "Help.desk", "chatd"]\nopen_rooms = false\n'
+                             'registration = "admins"\nhistory = 0\nroom = "lobby"')
+        self.assertEqual((settings.rooms, settings.open_rooms, settings.registration,
+                          settings.history, settings.room),
+                         (["games", "Help.desk", "chatd"], False, "admins", 0, "lobby"))
+        self.assertEqual(self.load('registration = "off"').registration, "off")
+        self.assertEqual(self.load("history = 1000").history, 1000)
+
+    def test_bad_values_refused(self):
+        """A room name no one could /join, a room listed twice, an unknown
+        registration mode or a history too long is a clear config error."""
+        for text, expected in [
+            ('rooms = ["games", "two words"]', "server.rooms: 'two words' is not a valid room"),
+            ('rooms = ["games", 3]', "server.rooms: 3 is not a valid room name"),
+            ('rooms = ["x" ]\nroom = "#chat"', "server.room '#chat' is not a valid room name"),
+            ('room = ""', "server.room '' is not a valid room name"),
+            ('room = "the room"', "use 1-24 letters, digits"),
+            ('rooms = ["Games", "games"]', "server.rooms names 'Games' twice"),
+            ('rooms = "games"', "server.rooms must be a list"),
+            ("open_rooms = 1", "server.open_rooms must be a bool"),
+            ('registration = "closed"', 'must be "open", "admins" or "off", not \'closed\''),
+            ("registration = true", "server.registration must be a str"),
+            ("history = -1", "server.history must be at least 0 (off) and at most 1000"),
+            ("history = 1001", "server.history must be at least 0 (off) and at most 1000"),
+            ("history = 2.5", "server.history must be a int"),
+            ("history = true", "server.history must be a int"),
+        ]:
+            error = self.assertRaises(config.ConfigError, self.load, text)
+            self.assertIn(expected, str(error))
+
+
 class MakeServiceTests(unittest.TestCase):
     def make(self, *argv):
         self.data = Path(self.mktemp()) / "data"
