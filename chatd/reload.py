@@ -1,9 +1,10 @@
 """Live reload: SIGHUP (`systemctl reload`) re-reads the config and admins files.
 
-What the room runs on is changed in place, without disconnecting anyone:
-the room's name and motd, every [limits] key (the one Limits object that
-every connection reads at use), the admin accounts, and the certificate and
-key of TLS listeners (for new connections).  Listen endpoints and the data
+What the server runs on is changed in place, without disconnecting anyone:
+the landing room's name, the configured rooms, open_rooms, registration,
+history, the motd, every [limits] key (the one Limits object that every
+connection reads at use), the admin accounts, and the certificate and key
+of TLS listeners (for new connections).  Listen endpoints and the data
 directory cannot change while running: if the file changes them, the log
 says a restart is needed and the rest still applies.  A config file that
 does not load is refused whole, with one log line, and nothing changes.
@@ -32,6 +33,7 @@ from twisted.logger import Logger
 
 from chatd import config
 from chatd.core.auth import AdminFile
+from chatd.core.errors import RoomError
 from chatd.line.factory import ChatFactory
 from chatd.tls import CertificateError
 
@@ -139,15 +141,24 @@ class ReloadService(service.Service):
         return True
 
     def _apply(self, new: config.Settings) -> list[str]:
-        """Room name, motd and limits, changed in place; what changed."""
+        """Rooms, motd and limits, changed in place; what changed."""
         changes = []
-        room = self._factory.room
+        server = self._factory.server
+        room = server.landing
         if new.room != room.name:
-            changes.append(f"room {room.name!r} -> {new.room!r}")
-            room.name = new.room
-        if new.motd != room.motd:
+            old = room.name
+            try:
+                server.rename_room(room, new.room)
+                changes.append(f"room {old!r} -> {new.room!r}")
+            except RoomError as e:
+                log.error("reload: the landing room keeps its name: {why}", why=str(e))
+        changes += server.configure(new.rooms, new.open_rooms, new.registration)
+        if server.history is not None and server.history.limit != new.history:
+            changes.append(f"history {server.history.limit} -> {new.history}")
+            server.history.limit = new.history
+        if new.motd != server.motd:
             changes.append("motd changed")
-            room.motd = new.motd
+            server.motd = new.motd
         limits = self._factory.limits
         for f in fields(limits):
             old, value = getattr(limits, f.name), getattr(new.limits, f.name)
@@ -174,7 +185,7 @@ class ReloadService(service.Service):
             changes.append("admins removed: " + " ".join(sorted(before - names)))
         # An admin whose account is gone keeps no powers, even if logged in.
         # (A new admin who is in the room without a password stays a user.)
-        for member in self._factory.room.members:
+        for member in self._factory.server.users:
             if member.admin and not self._admins.is_admin(member.name):
                 member.admin = False
                 changes.append(f"{member.name} is no longer an admin")

@@ -1,8 +1,9 @@
 """Wiring for `twistd chatd`: Options and makeService.
 
 Everything the daemon is made of is assembled here: settings, the data
-directory, admin accounts, the ban store, the room, the protocol factory and
-one listener per endpoint string.
+directory, accounts, the store (bans, journal, history), the core's server,
+gate and login portal, and then each front end's factory with one
+listening service per (front end, endpoint), as twisted.words' tap does.
 """
 
 from __future__ import annotations
@@ -23,8 +24,12 @@ from twisted.python.failure import Failure
 
 import twisted
 from chatd import __version__, config, datadir, metrics
-from chatd.core.auth import AdminFile, ensure_first_admin, make_portal
-from chatd.core.room import Room
+from chatd.core.auth import AdminFile, UserFile, account_checkers, ensure_first_admin
+from chatd.core.auth import register as register_user
+from chatd.core.gate import Gate
+from chatd.core.history import History
+from chatd.core.login import make_portal
+from chatd.core.server import Server
 from chatd.core.stats import Stats, StatsService
 from chatd.core.store import BanStore, SchemaTooNew
 from chatd.datadir import StartError
@@ -44,7 +49,7 @@ class Options(usage.Options):
     synopsis = ("[--listen ENDPOINT ...] [--config FILE] [--data-dir DIR]"
                 " [--metrics ENDPOINT ...]")
     longdesc = (
-        "Serve one moderated chat room over a line protocol (telnet, netcat "
+        "Serve moderated chat rooms over a line protocol (telnet, netcat "
         "or chatd-client).  Options override the config file; see "
         f"{SAMPLE_CONFIG} for every key.  Admin accounts: chatd-admin."
     )
@@ -170,12 +175,15 @@ class Listener(service.Service):
 
 
 class ChatService(service.Service):
-    """The room's lifetime: its data files, the first-run admin, a polite shutdown."""
+    """The server's lifetime: its data files, the first-run admin, a polite shutdown."""
 
-    def __init__(self, factory: ChatFactory, store: BanStore, admins: AdminFile):
-        self.factory = factory
+    def __init__(self, server: Server, factories: list, store: BanStore,
+                 admins: AdminFile, history: History | None = None):
+        self.server = server
+        self.factories = factories
         self._store = store
         self._admins = admins
+        self._history = history
 
     def startService(self) -> None:
         """Open the data files, as the user twistd has dropped to.
@@ -197,13 +205,16 @@ class ChatService(service.Service):
             self._store.open_file(path)
         except (SchemaTooNew, sqlite3.Error) as e:
             raise StartError(f"cannot open {path}: {e}") from e
-        log.info("chatd room {room} started", room=self.factory.room.name)
+        log.info("chatd room {room} started", room=self.server.landing.name)
 
     def stopService(self):
         service.Service.stopService(self)
         log.info("chatd shutting down: {count} connections",
-                 count=len(self.factory.connections))
-        d = self.factory.shutdown()
+                 count=sum(len(factory.connections) for factory in self.factories))
+        self.server.shutdown()  # every user is told and let go, in every front end
+        d = defer.DeferredList([factory.shutdown() for factory in self.factories])
+        if self._history is not None:
+            d.addBoth(lambda _: self._history.flush())
         d.addBoth(lambda _: self._store.close())
         return d
 
@@ -228,14 +239,14 @@ def _clean_exit_on_start_error() -> None:
     sys.excepthook = hook
 
 
-def _metrics(endpoints: list[str], factory: ChatFactory, store: BanStore,
+def _metrics(endpoints: list[str], gate: Gate, server: Server, store: BanStore,
              reactor) -> service.MultiService:
     """The /metrics page on each endpoint, and the reactor lag it reports."""
     lag = metrics.LagMeter(reactor)
     collector = metrics.ChatCollector(
-        factory.stats,
-        connections=lambda: len(factory.connections),
-        members=lambda: len(factory.room.members),
+        server.stats,
+        connections=lambda: gate.count,
+        members=lambda: len(server.users),
         bans=lambda: len(store.all(time.time())),
         lag=lag,
     )
@@ -253,23 +264,35 @@ def makeService(options: Options, reactor=None) -> service.MultiService:
     settings = options.settings
     # Nothing in the data directory is touched here: makeService runs as
     # root, before twistd drops privileges.  ChatService.startService opens it.
-    admins = AdminFile(Path(settings.data_dir) / "admins")
+    data_dir = Path(settings.data_dir)
+    admins, users = AdminFile(data_dir / "admins"), UserFile(data_dir / "users")
     store = BanStore.unopened()
     stats = Stats(reactor.seconds())
-    room = Room(reactor, store, admins.is_admin, name=settings.room,
-                motd=settings.motd, wall_clock=time.time, stats=stats)
-    factory = ChatFactory(room, make_portal(admins), settings.limits, reactor, stats)
+    history = History(store, reactor, settings.history)
+    server = Server(reactor, store, admins.is_admin, landing=settings.room,
+                    rooms=settings.rooms, open_rooms=settings.open_rooms,
+                    motd=settings.motd, wall_clock=time.time, stats=stats,
+                    history=history, is_registered_name=users.is_registered,
+                    registration=settings.registration)
+    # The core's parts every front end shares: admission and login.
+    gate = Gate(settings.limits, reactor, stats)
+    portal = make_portal(server, *account_checkers(admins, users))
+    line = ChatFactory(server, portal, gate, reactor,
+                       registrar=lambda name, password: register_user(users, name, password))
+    front_ends = [(line, settings.listen)]
 
     top = service.MultiService()
     top.setName("chatd")
-    ChatService(factory, store, admins).setServiceParent(top)
-    listeners = [Listener(description, factory, reactor) for description in settings.listen]
+    ChatService(server, [factory for factory, _ in front_ends], store, admins,
+                history).setServiceParent(top)
+    listeners = [Listener(description, factory, reactor)
+                 for factory, endpoints in front_ends for description in endpoints]
     for listener in listeners:
         listener.setServiceParent(top)
-    ReloadService(options.read_settings, settings, factory, admins, listeners,
+    ReloadService(options.read_settings, settings, line, admins, listeners,
                   reactor).setServiceParent(top)
     StatsService(stats, reactor).setServiceParent(top)
     if settings.metrics:
-        _metrics(settings.metrics, factory, store, reactor).setServiceParent(top)
+        _metrics(settings.metrics, gate, server, store, reactor).setServiceParent(top)
     _clean_exit_on_start_error()
     return top

@@ -1,4 +1,4 @@
-"""Shared test fixtures: a room with no I/O, protocols on StringTransports."""
+"""Shared test fixtures: a server with no I/O, protocols on StringTransports."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ from twisted.internet.testing import StringTransport
 from zope.interface import implementer
 
 from chatd.config import Limits
-from chatd.core.auth import AdminFile, hash_password, make_portal
-from chatd.core.room import IClient, Room
+from chatd.core.auth import AdminFile, UserFile, account_checkers, hash_password
+from chatd.core.gate import Gate
+from chatd.core.login import make_portal
+from chatd.core.room import IClient, User
+from chatd.core.server import Server
 from chatd.core.store import BanStore
+from chatd.line.codec import LINE
 from chatd.line.factory import ChatFactory
 
 # Cheap scrypt parameters: the tests check the logic, not the cost.
@@ -23,7 +27,10 @@ def run_inline(fn, *args):
 
 @implementer(IClient)
 class FakeClient:
-    """A person as the room sees them, recording what they receive."""
+    """A person as the core sees them, recording what they receive in the
+    line protocol's format."""
+
+    wire = LINE
 
     def __init__(self):
         self.data = b""
@@ -53,12 +60,24 @@ class BrokenClient(FakeClient):
         super().deliver(data)
 
 
-def make_room(admins: dict[str, str] | None = None, **kw) -> tuple[Room, task.Clock]:
+def make_server(admins: dict[str, str] | None = None, registered=(), **kw
+                ) -> tuple[Server, task.Clock]:
+    """A server with no I/O on a Clock; admins and registered are names."""
     clock = task.Clock()
     admin_names = {name.lower() for name in (admins or {})}
-    room = Room(clock, kw.pop("bans", None) or BanStore.in_memory(),
-                lambda name: name.lower() in admin_names, **kw)
-    return room, clock
+    registered_names = {name.lower() for name in registered}
+    server = Server(clock, kw.pop("bans", None) or BanStore.in_memory(),
+                    lambda name: name.lower() in admin_names,
+                    is_registered_name=lambda name: name.lower() in registered_names, **kw)
+    return server, clock
+
+
+def join(server: Server, name: str, client=None, admin: bool = False,
+         address: str | None = "127.0.0.1", room: str | None = None) -> User:
+    """Log name in and put them in room (the landing room), as a front end does."""
+    user = server.login(name, client or FakeClient(), admin=admin, address=address)
+    server.enter(user, room, login=room is None)
+    return user
 
 
 class ProtocolHarness:
@@ -72,16 +91,31 @@ class ProtocolHarness:
 
     def __init__(self, tmp_path, admins: dict[str, str] | None = None,
                  motd: str = "", bans: BanStore | None = None,
-                 run_blocking=run_inline, **limits):
+                 run_blocking=run_inline, server: dict | None = None, **limits):
         self.clock = task.Clock()
         self.admin_file = AdminFile(tmp_path / "admins")
         for name, password in (admins or {}).items():
             self.admin_file.set_hash(name, hash_password(password, **FAST))
+        self.user_file = UserFile(tmp_path / "users")
         self.bans = bans or BanStore.in_memory()
-        self.room = Room(self.clock, self.bans, self.admin_file.is_admin,
-                         name="testroom", motd=motd)
-        self.factory = ChatFactory(self.room, make_portal(self.admin_file, run_blocking),
-                                   Limits(**limits), self.clock)
+        self.server = Server(self.clock, self.bans, self.admin_file.is_admin,
+                             landing="testroom", motd=motd,
+                             is_registered_name=self.user_file.is_registered,
+                             **(server or {}))
+        self.gate = Gate(Limits(**limits), self.clock, self.server.stats)
+        portal = make_portal(self.server, *account_checkers(self.admin_file, self.user_file,
+                                                             run_blocking))
+
+        def registrar(name, password):
+            self.user_file.set_hash(name, hash_password(password, **FAST))
+            return defer.succeed(None)
+
+        self.factory = ChatFactory(self.server, portal, self.gate, self.clock, registrar)
+
+    @property
+    def room(self):
+        """The landing room, where every login lands."""
+        return self.server.landing
 
     def connect(self, host: str = "127.0.0.1", port: int = 40000):
         from twisted.internet.address import IPv4Address

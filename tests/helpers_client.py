@@ -74,8 +74,12 @@ class Server:
     def start(self, port: int) -> Server:
         AdminFile(self.data / "admins").set_password(ADMIN, ADMIN_PASSWORD)
         twistd = BIN / "twistd" if (BIN / "twistd").exists() else shutil.which("twistd")
+        # History off: one server serves a module's tests, and lines replayed
+        # from an earlier test would come before each login's live ones.
+        config = self.directory / "chatd.toml"
+        config.write_text("[server]\nhistory = 0\n")
         argv = [str(twistd), "-n", "--pidfile=", f"--logfile={self.log}", "chatd",
-                "--data-dir", str(self.data)]
+                "--config", str(config), "--data-dir", str(self.data)]
         for endpoint in self.listen:
             argv += ["--listen", endpoint]
         self.proc = subprocess.Popen(argv, cwd=self.directory, stdin=subprocess.DEVNULL,

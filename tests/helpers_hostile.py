@@ -45,7 +45,7 @@ LAX = {
     "login_failure_window": 300,
 }
 
-KINDS = ("? ", "<", "+ ", "[", "* ", "! ")
+KINDS = ("? ", "<", "+ ", "[", "* ", "! ", "= ")
 FORBIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 # Format characters writing needs (docs/protocol.md): ZWNJ, ZWJ, emoji tags.
 ALLOWED = frozenset("\u200c\u200d") | frozenset(map(chr, range(0xE0020, 0xE0080)))
@@ -73,8 +73,11 @@ def wait_for(predicate, what: str, timeout: float = DEADLINE):
 class Server:
     """One `twistd -n chatd` process with its own config, data dir and log."""
 
-    def __init__(self, directory: Path, **limits):
+    def __init__(self, directory: Path, history: int = 0, **limits):
         self.dir = directory
+        # Off unless a test is about it: the suite shares one server, and
+        # replayed lines would precede every login's live ones.
+        self.history = history
         self.dir.mkdir(parents=True, exist_ok=True)
         self.data = self.dir / "var"
         self.limits = {**LAX, **limits}
@@ -105,7 +108,7 @@ class Server:
         """Write chatd.toml from self.limits (and motd); the next start or reload reads it."""
         config = self.dir / "chatd.toml"
         lines = ["[server]", 'listen = ["tcp:0:interface=127.0.0.1"]',
-                 f"motd = {json.dumps(motd)}", "[limits]"]
+                 f"motd = {json.dumps(motd)}", f"history = {self.history}", "[limits]"]
         lines += [f"{key} = {value!r}" for key, value in self.limits.items()]
         config.write_text("\n".join(lines) + "\n")
         return config

@@ -212,7 +212,8 @@ class ModerationTests(LimitsTestCase):
         self.assertEqual(self.h.read(sock_puppet)[-1], "! you are banned: evading")
         self.assertTrue(self.h.closed(sock_puppet))
         self.h.close(sock_puppet)
-        self.assertNotIn("127.0.0.6", self.h.factory.per_host, "a refusal holds no place")
+        self.assertNotIn("127.0.0.6", self.h.gate.per_host,
+                         "a refusal holds no place")
         self.h.read(self.boss)
         self.h.send(self.boss, "/bans")
         self.assertIn("(address 127.0.0.6)", self.h.read(self.boss)[1])
@@ -257,9 +258,9 @@ class ModerationTests(LimitsTestCase):
         self.start(bans=BanStore(lambda fn: waiting.append(defer.Deferred()) or waiting[-1],
                                  {}))
         self.h.send(self.boss, "/ban bob first")
-        self.h.room.moderation.ban(self.h.room.get("boss"), "carl")  # any other ban is fine
+        self.h.server.moderation.ban(self.h.server.get("boss"), "carl")  # any other ban is fine
         from chatd.core.errors import NotAllowed
-        self.assertRaises(NotAllowed, self.h.room.moderation.ban, self.h.room.get("boss"),
+        self.assertRaises(NotAllowed, self.h.server.moderation.ban, self.h.server.get("boss"),
                           "BOB", "second")
         for d in waiting:
             d.callback(None)
@@ -382,7 +383,7 @@ class CloseTests(LimitsTestCase):
         """Someone who /quits gets the lines said before they left, then '* bye'."""
         alice, bob = self.login("alice"), self.login("bob")
         self.h.read(bob)
-        self.h.room.say(self.h.room.get("alice"), "last words")
+        self.h.server.say(self.h.server.get("alice"), self.h.room, "last words")
         self.h.send(bob, "/quit")
         self.assertEqual(self.h.read(bob), ["<alice> last words", "* bye"])
         self.assertIsNotNone(alice)

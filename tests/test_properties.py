@@ -197,8 +197,8 @@ class Run:
         factory = self.h.factory
         self.case.assertLessEqual({id(c) for c in factory.connections}, alive,
                                   "a closed connection still counts against the limits")
-        self.case.assertEqual(sum(factory.per_host.values()), len(factory.connections))
-        self.case.assertLessEqual(max(factory.per_host.values(), default=0),
+        self.case.assertEqual(sum(factory.gate.per_host.values()), len(factory.connections))
+        self.case.assertLessEqual(max(factory.gate.per_host.values(), default=0),
                                   LIMITS["max_per_ip"])
 
 
@@ -232,7 +232,7 @@ class ProtocolPropertyTests(unittest.SynchronousTestCase):
                 run.check()
                 self.assertEqual(run.h.room.members, [])
                 self.assertEqual(run.h.factory.connections, set())
-                self.assertEqual(run.h.factory.per_host, {})
+                self.assertEqual(run.h.factory.gate.per_host, {})
             finally:
                 run.h.bans.close()
         failures = [e for e in events if "log_failure" in e]

@@ -147,7 +147,7 @@ class LiveSettingsTests(ReloadTestCase):
             "reload: listen and data_dir changed in the config file: restart chatd for that",
             "reload: motd changed",
         ])
-        self.assertEqual(self.h.room.motd, "hi")
+        self.assertEqual(self.h.server.motd, "hi")
 
 
 class BrokenConfigTests(ReloadTestCase):
@@ -173,7 +173,7 @@ class BrokenConfigTests(ReloadTestCase):
         ok, log = self.reload()
         self.assertEqual((ok, len(log)), (False, 1))
         self.assertIn("cannot read config file", log[0])
-        self.assertEqual(self.h.room.motd, "v2")
+        self.assertEqual(self.h.server.motd, "v2")
         self.h.send(alice, "one", "two", "three")
         self.assertEqual(self.h.read(bob), ["<alice> one", "<alice> two"])
         self.assertEqual(self.h.read(alice), ["! slow down"])
@@ -188,7 +188,7 @@ class BrokenConfigTests(ReloadTestCase):
         ok, log = self.reload()
         self.assertEqual((ok, len(log)), (False, 1), log)
         self.assertIn("is not UTF-8", log[0])
-        self.assertEqual(self.h.room.motd, "v2")
+        self.assertEqual(self.h.server.motd, "v2")
 
 
 class AdminReloadTests(ReloadTestCase):
@@ -208,21 +208,21 @@ class AdminReloadTests(ReloadTestCase):
         self.h.send(boss, "/kick mallory")
         self.assertEqual(self.h.read(boss), ["! permission denied"])
         self.assertFalse(self.h.closed(boss))
-        self.assertTrue(self.h.room.is_admin_name("carol"))
+        self.assertTrue(self.h.server.is_admin_name("carol"))
 
     def test_reload_rereads_an_admins_file_that_looks_unchanged(self):
         """Even an edit that keeps the file's size, inode and mtime is read on reload."""
         path = self.h.admin_file.path
-        self.assertTrue(self.h.room.is_admin_name("boss"))
+        self.assertTrue(self.h.server.is_admin_name("boss"))
         before = path.stat()
         with open(path, "r+b") as f:
             f.write(b"bozz")
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-        self.assertTrue(self.h.room.is_admin_name("boss"), "the edit is not seen by itself")
+        self.assertTrue(self.h.server.is_admin_name("boss"), "the edit is not seen by itself")
         ok, log = self.reload()
         self.assertEqual(log, ["reload: admins added: bozz, admins removed: boss"])
-        self.assertFalse(self.h.room.is_admin_name("boss"))
-        self.assertTrue(self.h.room.is_admin_name("bozz"))
+        self.assertFalse(self.h.server.is_admin_name("boss"))
+        self.assertTrue(self.h.server.is_admin_name("bozz"))
 
 
 class RecordingReactor(MemoryReactorClock):

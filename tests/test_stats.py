@@ -4,10 +4,10 @@ from pathlib import Path
 
 from twisted.trial import unittest
 
-from chatd.core.room import Room
+from chatd.core.server import Server
 from chatd.core.stats import Stats, StatsService, format_uptime
 from chatd.core.store import BanStore
-from tests.helpers import FakeClient, ProtocolHarness
+from tests.helpers import ProtocolHarness, join
 
 
 class StatsTestCase(unittest.TestCase):
@@ -133,14 +133,15 @@ class CountingTests(StatsTestCase):
         })
         self.assertEqual(self.stats.failed_admin_logins, 1)
 
-    def test_room_alone_counts_with_its_own_stats(self):
-        """A room built without a Stats gets its own; one passed in is the one counted."""
+    def test_server_alone_counts_with_its_own_stats(self):
+        """A server built without a Stats gets its own; one passed in is the one counted."""
         shared = Stats(0.0)
-        room = Room(self.h.clock, BanStore.in_memory(), stats=shared)
-        room.join("alice", FakeClient())
-        self.assertIs(room.stats, shared)
+        server = Server(self.h.clock, BanStore.in_memory(), stats=shared)
+        join(server, "alice")
+        self.assertIs(server.stats, shared)
+        self.assertIs(server.landing.stats, shared)
         self.assertEqual(shared.logins, 1)
-        self.assertEqual(Room(self.h.clock, BanStore.in_memory()).stats.logins, 0)
+        self.assertEqual(Server(self.h.clock, BanStore.in_memory()).stats.logins, 0)
 
 
 class StatsCommandTests(StatsTestCase):

@@ -16,10 +16,10 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-from twisted.cred import checkers, credentials, error, portal
+from twisted.cred import checkers, credentials, error
 from twisted.internet import defer
 from twisted.logger import Logger
-from zope.interface import Interface, implementer
+from zope.interface import implementer
 
 from chatd import safefile
 from chatd.core.text import NAME_RULE, name_key, valid_name
@@ -213,25 +213,6 @@ def ensure_first_admin(admins: AdminFile) -> str | None:
     return password
 
 
-class IChatAdmin(Interface):
-    """The avatar of a person who proved they are an admin."""
-
-
-@implementer(IChatAdmin)
-class Admin:
-    def __init__(self, name: str):
-        self.name = name
-
-
-@implementer(portal.IRealm)
-class AdminRealm:
-    def requestAvatar(self, avatarId, mind, *interfaces):
-        if IChatAdmin not in interfaces:
-            raise NotImplementedError("chatd only knows IChatAdmin")
-        name = avatarId.decode("utf-8") if isinstance(avatarId, bytes) else avatarId
-        return IChatAdmin, Admin(name), lambda: None
-
-
 class IRegisteredPassword(credentials.IUsernamePassword):
     """A name and password for a registered user's login, never an admin's.
 
@@ -343,7 +324,3 @@ def register(users: UserFile, name: str, password: str,
         return defer.fail(ValueError(f"a password needs at least {MIN_PASSWORD} characters"))
     d = _or_thread(run_blocking)(hash_password, password)
     return d.addCallback(lambda hashed: users.set_hash(name, hashed))
-
-
-def make_portal(admins: AdminFile, run_blocking=None) -> portal.Portal:
-    return portal.Portal(AdminRealm(), [AdminChecker(admins, run_blocking)])

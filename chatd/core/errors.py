@@ -1,7 +1,7 @@
-"""What the room refuses: small domain errors the front end shows as "! " lines.
+"""What the core refuses: small domain errors a front end shows to the person.
 
-The room and its moderation raise them; chatd.line.protocol and chatd.line.commands
-turn each into one line, str(error) after "! ", and keep the connection.
+The server, its rooms and its moderation raise them; a front end shows
+str(error) as it likes (the line protocol as one "! " line) and keeps the connection.
 """
 
 
@@ -37,3 +37,7 @@ class NotAllowed(RoomError):
 class Muted(RoomError):
     def __init__(self, text: str = "you are muted"):
         super().__init__(text)
+
+
+class NoSuchRoom(RoomError):
+    pass

@@ -39,6 +39,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from chatd.core.events import Said
 from chatd.core.text import name_key
 
 if TYPE_CHECKING:
@@ -51,15 +52,6 @@ MAX_PENDING = 10_000  # entries waiting for the database before the oldest are d
 MAX_KEPT = 1_000_000  # rows in all rooms together: rooms that fell silent long ago go
 
 
-@dataclass(frozen=True, slots=True)
-class Said:
-    """One history entry: at (seconds since the epoch, UTC), kind ("message"
-    or "action"), who said it, and what."""
-
-    at: float
-    kind: str
-    name: str
-    text: str
 
 
 @dataclass(slots=True)

@@ -1,62 +1,75 @@
-"""The chat room: who is in it, what they may do, and who hears what.
+"""A chat room: who is in it, and who hears what.
 
-The room is a plain domain object.  It knows no sockets and no reactor
-beyond an injected clock; each person in it is reached through an IClient
-that a front end (chatd.line.protocol) provides.  Refusals are raised as
-chatd.core.errors.RoomError subclasses whose text the front end shows after
-"! ".  What admins do to members (kicks, bans, mutes) is the room's
-Moderation (chatd.core.moderation), reached as `room.moderation`; it changes
-the room through the public methods here.
+The room is a plain domain object.  It knows no sockets, no reactor beyond
+an injected clock, and no wire format: it deals in events
+(chatd.core.events).  Each person in it is a User, reached through the
+IClient their front end provides; the client's `wire` (an IWireFormat)
+turns events into that front end's bytes.  The Server (chatd.core.server)
+owns the rooms and the users, and says who may do what.
 
-Broadcasts are coalesced: broadcasts said in one reactor turn are joined
-into one bytes object written once to each member (a sender gets the same
-bytes without its own lines, a newcomer only what was said after they
-came), so the work per recipient is one write however busy the room is.
-A line to a single member first flushes what is pending for them, which
-keeps private lines and broadcasts in the order they happened.
+Fan-out is coalesced.  Events in one reactor turn are queued and, at the
+end of the turn, rendered once per wire format present in the room; the
+same bytes object is written to every member of that format (a sender gets
+the same without its own events, a newcomer only what came after they
+did).  So the work per recipient is one write, however busy the room.
+Events go out through the room's bus (chatd.core.bus), which brings them
+back to this process's rooms; a networked bus could bring other
+processes' events the same way.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from zope.interface import Interface
+from zope.interface import Attribute, Interface
 
-from chatd.core.errors import Banned, InvalidName, NameTaken, NoSuchUser
-from chatd.core.moderation import Moderation, with_reason
+from chatd.core import events as ev
+from chatd.core.bus import IBus, LocalBus
 from chatd.core.stats import Stats
-from chatd.core.store import BanStore
-from chatd.core.text import NAME_RULE, encode, error, name_key, notice, valid_name
+from chatd.core.text import name_key
 
 log = Logger()
 
-# How many names the greeting's `* online` line lists; /who lists all.
+# How many names a Welcome lists; /who lists all.
 GREETING_NAMES = 50
 
 
+class IWireFormat(Interface):
+    """How one front end's connections see events."""
+
+    def render(event: ev.Event) -> bytes:
+        """event as every member of its room sees it: the shared bytes."""
+
+    def render_for(event: ev.Event, viewer: str) -> bytes:
+        """event as the one person named viewer sees it."""
+
+
 class IClient(Interface):
-    """A connected person, as the room sees them."""
+    """A connected person, as the core sees them (their front end's connection)."""
+
+    wire = Attribute("The IWireFormat that renders what this client is sent.")
 
     def deliver(data: bytes) -> None:
-        """Queue bytes (whole server lines) to be written to this person."""
+        """Queue bytes (already rendered by wire) to be written to this person."""
 
     def disconnect() -> None:
         """Close the connection once what was delivered has been written."""
 
 
 @dataclass(eq=False, slots=True)
-class Member:
+class User:
+    """One logged-in person: the cred avatar every front end gets (chatd.core.login)."""
+
     name: str
     client: IClient = field(repr=False)
     admin: bool = False
     address: str | None = None
-    # Joined in the middle of a turn: hears the turn's broadcasts from this
-    # index on, not what was said before they were there.
-    since: int = 0
+    registered: bool = False
+    rooms: tuple[Room, ...] = field(default=(), repr=False)  # the rooms they are in
 
     @property
     def key(self) -> str:
@@ -69,224 +82,163 @@ class Member:
 
 
 class Room:
-    def __init__(
-        self,
-        clock: IReactorTime,
-        bans: BanStore,
-        is_admin_name: Callable[[str], bool] = lambda name: False,
-        name: str = "chatd",
-        motd: str = "",
-        wall_clock: Callable[[], float] | None = None,
-        stats: Stats | None = None,
-    ):
+    def __init__(self, name: str, clock: IReactorTime, stats: Stats,
+                 now: Callable[[], float], bus: IBus | None = None,
+                 on_failed: Callable[[User], None] = lambda user: None,
+                 configured: bool = False):
         self.name = name
-        self.stats = stats if stats is not None else Stats(clock.seconds())
-        self.motd = motd
+        self.key = name_key(name)
+        self.topic = ""
+        self.configured = configured  # kept while empty
+        self.stats = stats
         self._clock = clock
-        self._now = wall_clock or clock.seconds
-        self._bans = bans
-        self._is_admin_name = is_admin_name
-        self._members: dict[str, Member] = {}
+        self._now = now
+        self._on_failed = on_failed
+        self._members: dict[str, User] = {}
         self._order: list[str] = []  # member keys, sorted, for /who
-        self._late: list[Member] = []  # joined during this turn
-        self._pending: list[tuple[Member | None, bytes]] = []
+        self._formats: dict[IWireFormat, int] = {}  # format -> members using it
+        self._late: dict[User, int] = {}  # joined this turn: hears from this index on
+        self._pending: list[tuple[User | None, ev.Event]] = []
         self._flush_call = None
-        self.moderation = Moderation(self, bans.journal, self._now)
+        self._bus = bus if bus is not None else LocalBus()
+        self._bus.subscribe(self.key, self._receive)
 
     # -- who is here --------------------------------------------------
 
     @property
-    def bans(self) -> BanStore:
-        """The ban list logins are checked against (and moderation writes to)."""
-        return self._bans
-
-    @property
-    def members(self) -> list[Member]:
+    def members(self) -> list[User]:
         return list(self._members.values())
 
-    def get(self, name: str) -> Member | None:
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def get(self, name: str) -> User | None:
         return self._members.get(name_key(name))
 
-    def is_admin_name(self, name: str) -> bool:
-        return self._is_admin_name(name)
-
-    def check_name(self, name: str) -> None:
-        """Raise unless name may log in now (before any password is asked)."""
-        if not valid_name(name):
-            raise InvalidName(f"invalid username: use {NAME_RULE}")
-        ban = self._bans.get(name, self._now())
-        if ban is not None:
-            raise Banned(with_reason("you are banned", ban.reason))
-        if name_key(name) in self._members:
-            raise NameTaken(f"username {name} is taken")
-
-    def check_address(self, address: str) -> None:
-        """Raise Banned if connections from address are banned."""
-        ban = self._bans.for_address(address, self._now())
-        if ban is not None:
-            raise Banned(with_reason("you are banned", ban.reason))
-
-    def join(
-        self, name: str, client: IClient, admin: bool = False,
-        address: str | None = None,
-    ) -> Member:
-        self.check_name(name)
-        member = Member(name, client, admin, address, since=len(self._pending))
-        if member.since:
-            self._late.append(member)
-        self._members[member.key] = member
-        bisect.insort(self._order, member.key)
-        self.stats.joined(len(self._members))
-        role = " (admin)" if admin else ""
-        self.send_many(member, [
-            notice(f"logged in as {name}{role} in {self.name}"),
-            self.who_line(limit=GREETING_NAMES),
-            *(notice(line) for line in self.motd.splitlines()),
-        ])
-        self.broadcast(notice(f"{name} joined"), sender=member)
-        log.info("{name} joined from {address}", name=name, address=address)
-        return member
-
-    def leave(self, member: Member, reason: str = "", cause: str = "",
-              count_as: str = "closed") -> None:
-        """member left: reason is their own words, cause the server's;
-        count_as is the cause /stats and the metrics count it under."""
-        if len(self._pending) > member.since and member.key in self._members:
-            self.flush()  # what was said before they left still reaches them
-        if self.remove(member, count_as):
-            text = f"{member.name} left" + (f" ({cause})" if cause else "")
-            self.broadcast(notice(with_reason(text, reason)))
-            log.info("{name} left ({how})", name=member.name, how=cause or count_as)
-
-    def remove(self, member: Member, count_as: str) -> bool:
-        """Take member out without a word to anyone, counting the disconnect
-        under count_as; False if they were not in the room."""
-        if not self._remove(member):
-            return False
-        self.stats.disconnected(count_as)
-        return True
-
-    def _remove(self, member: Member) -> bool:
-        if self._members.get(member.key) is not member:
-            return False
-        del self._members[member.key]
-        del self._order[bisect.bisect_left(self._order, member.key)]
-        return True
-
-    def who_line(self, limit: int | None = None) -> str:
-        """`* online (N): ...`, admins marked; with limit, the first names only."""
-        count = len(self._order)
+    def who(self, limit: int | None = None) -> tuple[tuple[str, ...], int]:
+        """(labels, count): the members' labels sorted, the first limit of them."""
         keys = self._order if limit is None else self._order[:limit]
-        text = ", ".join(self._members[key].label for key in keys)
-        if count > len(keys):
-            text += f", and {count - len(keys)} more (/who lists everyone)"
-        return notice(f"online ({count}): {text}")
+        return tuple(self._members[key].label for key in keys), len(self._order)
 
-    # -- talking ------------------------------------------------------
+    def add(self, user: User) -> None:
+        """user is in the room from now on (they hear what follows)."""
+        if self._pending:
+            self._late[user] = len(self._pending)
+        self._members[user.key] = user
+        bisect.insort(self._order, user.key)
+        wire = user.client.wire
+        self._formats[wire] = self._formats.get(wire, 0) + 1
+        user.rooms = (*user.rooms, self)
 
-    def say(self, member: Member, text: str) -> None:
-        self.moderation.check_muted(member)
-        self.broadcast(f"<{member.name}> {text}", sender=member)
+    def discard(self, user: User) -> bool:
+        """Take user out without a word; False if they were not here.
 
-    def action(self, member: Member, text: str) -> None:
-        self.moderation.check_muted(member)
-        self.broadcast(f"+ {member.name} {text}", sender=member)
-
-    def private(self, member: Member, target_name: str, text: str) -> None:
-        self.moderation.check_muted(member)
-        target = self._require(target_name)
-        self.send(target, f"[{member.name}] {text}")
-        self.send(member, f"[->{target.name}] {text}")
-
-    def _require(self, name: str) -> Member:
-        target = self.get(name)
-        if target is None:
-            raise NoSuchUser(f"no such user: {name}")
-        return target
-
-    # -- sending people away ------------------------------------------
-
-    def expel(self, target: Member, what: str, reason: str, count_as: str = "kicked") -> None:
-        """Tell target they were {what}, disconnect them, and tell the room."""
-        self.cut(target, what, reason, count_as)
-        self.broadcast(notice(with_reason(f"{target.name} was {what}", reason)))
-
-    def cut(self, target: Member, what: str, reason: str, count_as: str) -> None:
-        """Tell target they were {what} and disconnect them; the room is not told."""
-        self.send(target, error(with_reason(f"you were {what}", reason)))
-        self.remove(target, count_as)
-        target.client.disconnect()
-
-    def shutdown(self, text: str = "server shutting down") -> None:
-        """Tell everyone the server is going, and let them go."""
-        self.broadcast(notice(text))
-        self.flush()
-        self.stats.disconnected("shutdown", len(self._members))
-        for member in list(self._members.values()):
-            self._remove(member)
-            member.client.disconnect()
-
-    # -- delivery -----------------------------------------------------
-
-    def send(self, member: Member, line: str) -> None:
-        """One line to one member, after everything already said."""
-        self.send_many(member, [line])
-
-    def send_many(self, member: Member, lines: Iterable[str]) -> None:
-        if len(self._pending) > member.since:
+        What was said while they were here still reaches them first.
+        """
+        if self._members.get(user.key) is not user:
+            return False
+        if len(self._pending) > self._late.get(user, 0):
             self.flush()
-        data = b"".join(encode(line) for line in lines)
-        self.stats.lines_delivered += data.count(b"\n")
-        self.stats.bytes_sent += len(data)
-        self._deliver(member, data)
+        del self._members[user.key]
+        del self._order[bisect.bisect_left(self._order, user.key)]
+        wire = user.client.wire
+        left = self._formats[wire] - 1
+        if left:
+            self._formats[wire] = left
+        else:
+            del self._formats[wire]
+        self._late.pop(user, None)
+        user.rooms = tuple(room for room in user.rooms if room is not self)
+        return True
 
-    def broadcast(self, line: str, sender: Member | None = None) -> None:
-        """line to every member (but sender) with the rest of this turn's."""
-        self._pending.append((sender, encode(line)))
+    def rename(self, name: str) -> None:
+        """The room is called name from now on (Server.rename_room)."""
+        self.flush()
+        self._bus.unsubscribe(self.key)
+        self.name, self.key = name, name_key(name)
+        self._bus.subscribe(self.key, self._receive)
+
+    def close(self) -> None:
+        """The room is going away (empty and not configured)."""
+        self.flush()
+        self._bus.unsubscribe(self.key)
+
+    # -- events -------------------------------------------------------
+
+    def event(self, kind: type[ev.Event], *args, **kw) -> ev.Event:
+        """A new event of kind in this room, now."""
+        return kind(ev.next_id(), self._now(), self.name, *args, **kw)
+
+    def broadcast(self, event: ev.Event, sender: User | None = None) -> None:
+        """event to every member (but sender) with the rest of this turn's."""
+        self._bus.publish(self.key, event, sender.key if sender is not None else None)
+
+    def _receive(self, event: ev.Event, sender: str | None) -> None:
+        """An event for this room from the bus (published here or elsewhere)."""
+        self._pending.append((self._members.get(sender) if sender else None, event))
         if self._flush_call is None:
             self._flush_call = self._clock.callLater(0, self.flush)
 
+    def settle(self, user: User) -> None:
+        """Write what is pending for user now, before something said to them alone."""
+        if len(self._pending) > self._late.get(user, 0):
+            self.flush()
+
     def flush(self) -> None:
-        """Write this turn's broadcasts: one bytes object for all but senders."""
+        """Write this turn's events: rendered once per format, shared by all
+        members of that format but senders and newcomers."""
         if self._flush_call is not None:
             if self._flush_call.active():
                 self._flush_call.cancel()
             self._flush_call = None
         pending, self._pending = self._pending, []
-        late, self._late = self._late, []
-        if pending:
-            shared = b"".join(data for _, data in pending)
-            special = {sender for sender, _ in pending if sender is not None}
-            special.update(late)
-            members = list(self._members.values())
-            # Counted as if everyone got everything, then corrected for
-            # the few special members: nothing per ordinary recipient.
-            lines, sent = len(pending) * len(members), len(shared) * len(members)
-            for member in members:
-                if member in special:
-                    parts = [d for who, d in pending[member.since:] if who is not member]
-                    data = b"".join(parts)
-                    lines -= len(pending) - len(parts)
-                    sent -= len(shared) - len(data)
-                    if not data:
-                        continue
-                else:
-                    data = shared
-                self._deliver(member, data)
-            self.stats.lines_delivered += lines
-            self.stats.bytes_sent += sent
-        for member in late:
-            member.since = 0
+        late, self._late = self._late, {}
+        if not pending:
+            return
+        special = {sender for sender, _ in pending if sender is not None}
+        special.update(late)
+        rendered: dict[IWireFormat, tuple[list[bytes], bytes]] = {}
+        for wire in self._formats:
+            parts = [wire.render(event) for _, event in pending]
+            rendered[wire] = parts, b"".join(parts)
+        # Lines of the shared bytes: counted once per format, not per member.
+        lines = sent = 0
+        for wire, (_, shared) in rendered.items():
+            ordinary = self._formats[wire] - sum(
+                1 for user in special
+                if user.client.wire is wire and self._members.get(user.key) is user)
+            lines += shared.count(b"\n") * ordinary
+            sent += len(shared) * ordinary
+        single = next(iter(rendered.values())) if len(rendered) == 1 else None
+        for user in list(self._members.values()):
+            parts, shared = single or rendered[user.client.wire]
+            if user in special:
+                start = late.get(user, 0)
+                data = b"".join(part for (who, _), part
+                                in zip(pending[start:], parts[start:], strict=True)
+                                if who is not user)
+                if not data:
+                    continue
+                lines += data.count(b"\n")
+                sent += len(data)
+            else:
+                data = shared
+            self._deliver(user, data)
+        self.stats.lines_delivered += lines
+        self.stats.bytes_sent += sent
 
-    def _deliver(self, member: Member, data: bytes) -> None:
+    def tell(self, user: User, event: ev.Event) -> None:
+        """event to user alone (private lines keep their order with broadcasts)."""
+        self.settle(user)
+        data = user.client.wire.render_for(event, user.name)
+        self.stats.lines_delivered += data.count(b"\n")
+        self.stats.bytes_sent += len(data)
+        self._deliver(user, data)
+
+    def _deliver(self, user: User, data: bytes) -> None:
         """Write to one member; a member who fails is dropped, not the room."""
         try:
-            member.client.deliver(data)
+            user.client.deliver(data)
         except Exception:
-            log.failure("delivery to {name} failed", name=member.name)
-            if self.remove(member, "failed"):
-                self.broadcast(notice(f"{member.name} left (connection failed)"))
-                try:
-                    member.client.disconnect()
-                except Exception:
-                    log.failure("disconnecting {name} failed", name=member.name)
+            log.failure("delivery to {name} failed", name=user.name)
+            self._on_failed(user)

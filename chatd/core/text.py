@@ -1,10 +1,7 @@
-"""What may go over the wire: names, cleaned text, and the kinds of line.
+"""Names and text as every front end needs them: the name rule, and text
+cleaned of whatever could act on a terminal or hide text.
 
-Every line the server sends starts with its kind, so that no input from one
-user can pass for another user's message or for a server notice:
-
-    ? prompt      <name> message     [name] private     [->name] private sent
-    + name action     * notice       ! error
+The kinds of line belong to the line protocol (chatd.line.codec).
 """
 
 import re
@@ -87,18 +84,15 @@ def clean(text: str) -> str:
     return _SELECTORS.sub(first, text)
 
 
-def encode(line: str) -> bytes:
-    """One server line on the wire: UTF-8, ended by CRLF."""
-    return (line + "\r\n").encode("utf-8")
+def with_reason(text: str, reason: str) -> str:
+    """`text: reason`, or text alone when there is no reason."""
+    return f"{text}: {reason}" if reason else text
 
 
-def notice(text: str) -> str:
-    return "* " + text
-
-
-def error(text: str) -> str:
-    return "! " + text
-
-
-def prompt(text: str) -> str:
-    return "? " + text
+def format_duration(seconds: float) -> str:
+    """30 -> 30s, 7200 -> 2h: the largest unit that divides it exactly."""
+    seconds = int(seconds)
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

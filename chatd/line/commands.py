@@ -1,10 +1,12 @@
-"""Commands: what a line starting with '/' does in the room.
+"""Commands: what a line starting with '/' does.
 
-The protocol turns bytes into lines and chatd.line.login runs the login steps; once a user
-is in the room it builds a Commands for them and hands it each `/verb args`
-line.  Commands.run calls the `cmd_<verb>` method of the same name, which
-parses the arguments and makes one call on the room or on its moderation
-(`room.moderation`).  Refusals are RoomErrors, each shown as one "! " line.
+The protocol turns bytes into lines and chatd.line.login runs the login
+steps; once a user is in a room it hands each `/verb args` line to a
+Commands made for it.  Commands.run calls the `cmd_<verb>` method of the
+same name, which parses the arguments and makes one call on the core's
+server (chatd.core.server) or its moderation (`server.moderation`), and
+renders the answer as lines (chatd.line.codec).  Refusals are RoomErrors,
+each shown as one "! " line.
 Commands that write to disk return a Deferred; the connection holds further
 lines until it fires, so a user's lines keep their order.
 
@@ -23,9 +25,13 @@ from twisted.logger import Logger
 
 from chatd.core.errors import PermissionDenied, RoomError
 from chatd.core.journal import MAX_SHOWN, parse_count
-from chatd.core.room import Member, Room
+from chatd.core.journal import timestamp as _timestamp
+from chatd.core.room import Room, User
+from chatd.core.server import Server
 from chatd.core.stats import Stats, format_uptime
-from chatd.core.text import error, notice
+from chatd.core.text import with_reason
+from chatd.line.codec import error, notice, who_line
+from chatd.line.register import Registration
 
 log = Logger()
 
@@ -53,7 +59,12 @@ def parse_duration(word: str) -> float | None:
 
 HELP = [
     "commands:",
-    "  /who                 who is online (@ marks admins)",
+    "  /who                 who is in this room (@ marks admins)",
+    "  /rooms               the rooms and how many are in each",
+    "  /join ROOM           go to ROOM (made if it does not exist)",
+    "  /part                back to the room everyone lands in",
+    "  /topic               this room's topic",
+    "  /register            protect your name with a password",
     "  /me ACTION           say what you do",
     "  /msg NAME TEXT       a private message",
     "  /quit [REASON]       leave",
@@ -72,6 +83,7 @@ ADMIN_HELP = [
     "  /unmute NAME         lift a mute",
     f"  /modlog [N]          the last N moderation actions (20; at most {MAX_SHOWN})",
     "  /stats               uptime, users, traffic, refusals, disconnects",
+    "  /topic TEXT          set this room's topic (/topic - clears it)",
 ]
 
 
@@ -83,11 +95,17 @@ class CommandContext(Protocol):
     """
 
     @property
-    def member(self) -> Member | None:
-        """Who sent the command; None once they have left the room."""
+    def member(self) -> User | None:
+        """Who sent the command; None once they have left."""
 
     @property
-    def room(self) -> Room: ...
+    def here(self) -> Room | None:
+        """The room this connection is shown."""
+
+    @property
+    def server(self) -> Server: ...
+
+    registrar: object  # registrar(name, password) -> Deferred, or None
 
     @property
     def stats(self) -> Stats: ...
@@ -109,6 +127,12 @@ class CommandContext(Protocol):
     def close(self, *lines: str) -> None:
         """Send lines, then close the connection."""
 
+    def ask(self, then) -> None:
+        """Hand the next line this connection reads to then(text), unseen by anyone."""
+
+    def entered(self, room: Room) -> None:
+        """The user is in room now, and is shown it."""
+
 
 class Commands:
     """The `/` commands of one logged-in user, run against their connection."""
@@ -119,12 +143,12 @@ class Commands:
         self._conn = conn
 
     @property
-    def member(self) -> Member:
+    def member(self) -> User:
         return self._conn.member
 
     @property
-    def room(self) -> Room:
-        return self._conn.room
+    def server(self) -> Server:
+        return self._conn.server
 
     def reply(self, *lines: str) -> None:
         self._conn.reply(*lines)
@@ -159,18 +183,55 @@ class Commands:
         self.reply(*(notice(line) for line in lines))
 
     def cmd_who(self, arg: str) -> None:
-        self.reply(self.room.who_line())
+        self.reply(who_line(*self._conn.here.who()))
 
     def cmd_me(self, arg: str) -> None:
         if not arg:
             raise RoomError("usage: /me ACTION")
-        self.room.action(self.member, arg)
+        self.server.action(self.member, self._conn.here, arg)
 
     def cmd_msg(self, arg: str) -> None:
         parts = arg.split(None, 1)
         if len(parts) < 2:
             raise RoomError("usage: /msg NAME TEXT")
-        self.room.private(self.member, parts[0], parts[1])
+        self.server.private(self.member, parts[0], parts[1])
+
+    def cmd_rooms(self, arg: str) -> None:
+        rooms = self.server.rooms
+        listed = ", ".join(f"{room.name} ({len(room)})" for room in rooms)
+        self.reply(notice(f"rooms ({len(rooms)}): {listed}"))
+
+    def cmd_join(self, arg: str) -> defer.Deferred | None:
+        words = arg.split()
+        if len(words) != 1:
+            raise RoomError("usage: /join ROOM")
+        return self._move(words[0])
+
+    def cmd_part(self, arg: str) -> defer.Deferred | None:
+        if self._conn.here is self.server.landing:
+            raise RoomError(f"you are in {self.server.landing.name}, where everyone lands")
+        return self._move(None)
+
+    def _move(self, name: str | None) -> defer.Deferred | None:
+        """Leave this room for room name (None: the landing room)."""
+        here, server = self._conn.here, self.server
+        target = server.landing if name is None else server.room(name)
+        if target is here:
+            raise RoomError(f"you are in {here.name} already")
+        d = server.enter(self.member, name, leaving=here)
+        return d.addCallback(lambda room: room and self._conn.entered(room))
+
+    def cmd_topic(self, arg: str) -> None:
+        here = self._conn.here
+        if not arg:
+            self.reply(notice(f"topic: {here.topic}" if here.topic
+                              else f"no topic in {here.name}"))
+            return
+        self._admin_only()
+        self.server.set_topic(self.member, here, "" if arg == "-" else arg)
+
+    def cmd_register(self, arg: str) -> None:
+        Registration(self._conn).start()
 
     def cmd_quit(self, arg: str) -> None:
         self._conn.leave_room(arg)
@@ -183,7 +244,7 @@ class Commands:
     def cmd_kick(self, arg: str) -> defer.Deferred:
         self._admin_only()
         name, reason = (arg.split(None, 1) + ["", ""])[:2]
-        return self.room.moderation.kick(self.member, name, reason.strip())
+        return self.server.moderation.kick(self.member, name, reason.strip())
 
     def cmd_ban(self, arg: str) -> defer.Deferred:
         self._admin_only()
@@ -197,7 +258,7 @@ class Commands:
             words.pop(0)
         if not name:
             raise RoomError("usage: /ban [-ip] NAME [DURATION] [REASON]")
-        return self.room.moderation.ban(self.member, name, " ".join(words), duration, address)
+        return self.server.moderation.ban(self.member, name, " ".join(words), duration, address)
 
     def cmd_mute(self, arg: str) -> defer.Deferred:
         self._admin_only()
@@ -209,34 +270,47 @@ class Commands:
             duration = parse_duration(words[1])
             if duration is None:
                 raise RoomError("usage: /mute NAME [DURATION], DURATION like 30s, 10m, 2h, 7d")
-        return self.room.moderation.mute(self.member, words[0], duration)
+        return self.server.moderation.mute(self.member, words[0], duration)
 
     def cmd_unmute(self, arg: str) -> defer.Deferred:
         self._admin_only()
         if not arg:
             raise RoomError("usage: /unmute NAME")
-        return self.room.moderation.unmute(self.member, arg.split()[0])
+        return self.server.moderation.unmute(self.member, arg.split()[0])
 
     def cmd_unban(self, arg: str) -> defer.Deferred:
         self._admin_only()
         if not arg:
             raise RoomError("usage: /unban NAME")
-        return self.room.moderation.unban(self.member, arg.split()[0])
+        return self.server.moderation.unban(self.member, arg.split()[0])
 
     def cmd_bans(self, arg: str) -> None:
-        self.reply(*self.room.moderation.ban_lines(self.member))
+        bans = self.server.moderation.bans(self.member)
+        if not bans:
+            self.reply(notice("no bans"))
+            return
+        lines = [notice(f"bans ({len(bans)}):")]
+        for ban in bans:
+            text = f"{ban.name} by {ban.by_admin} at {_timestamp(ban.created)}"
+            if ban.expires is not None:
+                text += f" until {_timestamp(ban.expires)}"
+            if ban.address:
+                text += f" (address {ban.address})"
+            lines.append(notice(with_reason(text, ban.reason)))
+        self.reply(*lines)
 
     def cmd_modlog(self, arg: str) -> defer.Deferred:
         self._admin_only()
         count = parse_count(arg)
         if count is None:
             raise RoomError("usage: /modlog [N]")
-        d = self.room.moderation.modlog_lines(self.member, count)
-        return d.addCallback(lambda lines: self.reply(*lines))
+        d = self.server.moderation.modlog(self.member, count)
+        return d.addCallback(lambda entries: self.reply(
+            *([notice(entry.line()) for entry in entries] or [notice("no moderation entries")])))
 
     def cmd_stats(self, arg: str) -> None:
         self._admin_only()
-        self.reply(*stats_lines(self._conn.stats, len(self.room.members),
+        self.reply(*stats_lines(self._conn.stats, len(self.server.users),
                                 self._conn.clock.seconds()))
 
 

@@ -1,68 +1,69 @@
-"""The factory: what all connections share, and who may connect.
+"""The line protocol's factory: what its connections share, and shutdown.
 
-ChatFactory builds a ChatProtocol per connection and holds what they have
-in common: the room, the limits (changed in place by a reload), the login
-failure record, and who is connected, per address, for admission.  It also
-closes them all at shutdown.
+ChatFactory builds a ChatProtocol per connection.  The server (rooms,
+users), the admission gate (limits, failed logins) and the login portal
+belong to the core and are shared with every other front end; the factory
+adds the set of its own connections, to tell them of a reload and to close
+them all at shutdown.
 """
 
 from __future__ import annotations
 
+from twisted.cred.portal import Portal
 from twisted.internet import defer
 from twisted.internet.protocol import ServerFactory
 
 from chatd.config import Limits
-from chatd.core.limits import LoginFailures
-from chatd.core.room import Room
+from chatd.core.gate import Gate
+from chatd.core.server import Server
 from chatd.core.stats import Stats
-from chatd.core.text import notice
+from chatd.line.codec import notice
 from chatd.line.protocol import ChatProtocol
 
 
 class ChatFactory(ServerFactory):
-    """Shared state of all connections: the room, the limits, who is connected."""
+    """Shared state of all line connections."""
 
     protocol = ChatProtocol
     noisy = False
 
-    def __init__(self, room: Room, portal, limits: Limits | None = None, clock=None,
-                 stats: Stats | None = None):
+    def __init__(self, server: Server, portal: Portal, gate: Gate | None = None,
+                 clock=None, registrar=None):
         if clock is None:
             from twisted.internet import reactor as clock
-        self.room = room
-        self.stats = stats if stats is not None else room.stats
+        self.server = server
+        self.gate = gate if gate is not None else Gate(Limits(), clock, server.stats)
         self.portal = portal
-        self.limits = limits or Limits()
         self.clock = clock
+        # registrar(name, password) -> Deferred: stores a registered name
+        # (chatd.core.auth.register); None: /register is unavailable.
+        self.registrar = registrar
         self.connections: set[ChatProtocol] = set()
-        self.per_host: dict[str, int] = {}
-        self.failures = LoginFailures(clock, self.limits)
         self._all_closed: list[defer.Deferred] = []
 
+    @property
+    def limits(self) -> Limits:
+        return self.gate.limits
+
+    @property
+    def stats(self) -> Stats:
+        return self.server.stats
+
     def admit(self, conn: ChatProtocol) -> str | None:
-        """Count a new connection in, or say why it is refused."""
-        if len(self.connections) >= self.limits.max_clients:
-            self.stats.refused("server full")
-            return "server full"
-        if self.per_host.get(conn.host, 0) >= self.limits.max_per_ip:
-            self.stats.refused("per-ip limit")
-            return "too many connections from your address"
-        self.connections.add(conn)
-        self.per_host[conn.host] = self.per_host.get(conn.host, 0) + 1
-        return None
+        """Count a new connection in (through the gate), or say why it is refused."""
+        refusal = self.gate.admit(conn.host)
+        if refusal is None:
+            self.connections.add(conn)
+        return refusal
 
     def limits_changed(self) -> None:
-        """self.limits was changed in place: tell every connection."""
+        """The limits were changed in place: tell every connection."""
         for conn in list(self.connections):
             conn.limits_changed()
 
     def release(self, conn: ChatProtocol) -> None:
         self.connections.discard(conn)
-        left = self.per_host.get(conn.host, 1) - 1
-        if left > 0:
-            self.per_host[conn.host] = left
-        else:
-            self.per_host.pop(conn.host, None)
+        self.gate.release(conn.host)
         if not self.connections:
             waiting, self._all_closed = self._all_closed, []
             for d in waiting:
@@ -73,7 +74,6 @@ class ChatFactory(ServerFactory):
 
         Connections that have not gone within timeout seconds are aborted.
         """
-        self.room.shutdown()  # members: told and closed by the room
         for conn in list(self.connections):
             conn.say_goodbye(notice("server shutting down"))
         if not self.connections:

@@ -1,13 +1,17 @@
 """The line protocol: bytes to lines, each line to the login steps, the room or a command.
 
-ChatProtocol is a thin adapter.  It frames lines (accepting LF, CRLF or a
-lone CR, never buffering more than one maximal line), hands each line before
-the room to its chatd.line.login.Login, then each line in the room to the room, or
-to its chatd.line.commands.Commands for "/" lines; it is their LoginContext and
-CommandContext.  Every refusal is one "! " line; the
-connection stays open unless the contract says otherwise (docs/protocol.md).
-What it writes goes through its Outbox (chatd.line.outbox); what all connections
-share, and admission, is the ChatFactory (chatd.line.factory).
+ChatProtocol is a thin adapter between a socket and the core.  It frames
+lines (accepting LF, CRLF or a lone CR, never buffering more than one
+maximal line), hands each line before login to its chatd.line.login.Login,
+then each line in a room to the server (chatd.core.server), or to
+chatd.line.commands.Commands for "/" lines; it is their LoginContext and
+CommandContext.  It is the core's IClient for its user: events come back
+rendered by chatd.line.codec.LINE.  The line protocol shows one room at a
+time (`here`), though the core would allow several.  Every refusal is one
+"! " line; the connection stays open unless the contract says otherwise
+(docs/protocol.md).  What it writes goes through its Outbox
+(chatd.line.outbox); what all connections share is the ChatFactory
+(chatd.line.factory), and through it the core's Gate.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from zope.interface import implementer
 
 from chatd.core.errors import RoomError
 from chatd.core.limits import IdleTimer, Recent, TokenBucket
-from chatd.core.room import IClient, Member, Room
+from chatd.core.room import IClient, Room, User
+from chatd.core.server import Server
 from chatd.core.stats import Stats
-from chatd.core.text import clean, encode, error, notice, prompt
+from chatd.core.text import clean
+from chatd.line.codec import LINE, encode, error, notice, prompt
 from chatd.line.commands import Commands
 from chatd.line.login import Login, LoginState
 from chatd.line.outbox import Outbox
@@ -44,10 +50,13 @@ class ChatProtocol(LineReceiver):
     transport."""
 
     delimiter = b"\r\n"
+    wire = LINE  # IClient: how the core's events look on this connection
 
     def __init__(self):
-        self.member: Member | None = None
-        self.commands: Commands | None = None  # once in the room
+        self.user: User | None = None  # once logged in
+        self.here: Room | None = None  # the room this user is shown
+        self._logout = None  # the cred logout, once logged in
+        self._ask = None  # a callback for the next line (/register's passwords)
         self._login: Login | None = None  # from admission until in the room
         self._buffer = b""
         self._discarding = False
@@ -83,8 +92,13 @@ class ChatProtocol(LineReceiver):
     # -- connection ---------------------------------------------------
 
     @property
-    def room(self) -> Room:
-        return self.factory.room
+    def server(self) -> Server:
+        return self.factory.server
+
+    @property
+    def member(self) -> User | None:
+        """The logged-in user while they are in a room (CommandContext)."""
+        return self.user if self.here is not None else None
 
     @property
     def stats(self) -> Stats:
@@ -122,10 +136,10 @@ class ChatProtocol(LineReceiver):
             self.close(error(refusal))
             return
         self._counted = True
-        self._login = Login(self, self.factory.failures, self.factory.portal)
-        self._flood = TokenBucket(self.clock, limits)
+        self._login = Login(self, self.factory.gate.failures, self.factory.portal)
+        self._flood = self.factory.gate.flood_bucket()
         self._login_timer = self.clock.callLater(limits.login_timeout, self._login_timed_out)
-        self.reply(notice(f"welcome to {self.room.name}"), prompt("username"))
+        self.reply(notice(f"welcome to {self.server.landing.name}"), prompt("username"))
 
     def _stop_login_timer(self) -> None:
         if self._login_timer is not None and self._login_timer.active():
@@ -134,18 +148,24 @@ class ChatProtocol(LineReceiver):
 
     def _login_timed_out(self) -> None:
         self._login_timer = None
-        if self.member is None and not self._closing:
+        if self.user is None and not self._closing:
             self.refuse("login timeout", error("login timed out"))
 
     def _send_queue_exceeded(self) -> None:
         log.info("send queue exceeded for {name} from {host}",
-                 name=self.member.name if self.member else None, host=self.host)
+                 name=self.user.name if self.user else None, host=self.host)
         self.stats.sendq_disconnects += 1
-        member, self.member = self.member, None
+        user = self._forget_user()
         self._closing = True
         self.transport.abortConnection()  # at once: memory first, the room after
-        if member is not None:
-            self.room.moderation.server_leave(member, "send queue exceeded", count_as="sendq")
+        if user is not None:
+            self.server.moderation.server_leave(user, "send queue exceeded", count_as="sendq")
+
+    def _forget_user(self) -> User | None:
+        """This connection is done with its user (who is, or is about to be,
+        logged out by whoever called): the user, if there was one."""
+        user, self.user, self.here, self._logout = self.user, None, None, None
+        return user
 
     def connectionLost(self, reason):
         self._closing = True
@@ -156,21 +176,23 @@ class ChatProtocol(LineReceiver):
         self._abort_timer = None
         if self._idle is not None:
             self._idle.stop()
-        if self.member is not None:
-            self.room.leave(self.member)
-            self.member = None
+        logout = self._logout
+        self._forget_user()
+        if logout is not None:
+            logout()  # every room hears `* NAME left`
         if self._counted:
             self._counted = False
             self.factory.release(self)
 
     def reply(self, *lines: str) -> None:
-        """Lines to this connection only, in order with what the room sent."""
-        if self.member is not None:
-            self.room.send_many(self.member, lines)
-        else:
-            data = b"".join(encode(line) for line in lines)
-            self.stats.bytes_sent += len(data)
-            self.outbox.write(data)
+        """Lines to this connection only, in order with what its rooms sent."""
+        if self.user is not None:
+            for room in self.user.rooms:
+                room.settle(self.user)
+        data = b"".join(encode(line) for line in lines)
+        self.stats.lines_delivered += len(lines)
+        self.stats.bytes_sent += len(data)
+        self.outbox.write(data)
 
     def close(self, *lines: str) -> None:
         """Send lines, then close (CommandContext)."""
@@ -249,11 +271,12 @@ class ChatProtocol(LineReceiver):
         if self._refused.add(limits.flood_kick, limits.flood_kick_window) <= limits.flood_kick:
             stats.flood_refusals += 1
             self.reply(error("slow down"))
-        elif self.member is not None:
-            log.info("{name} kicked for flooding from {host}", name=self.member.name,
+        elif self.user is not None:
+            log.info("{name} kicked for flooding from {host}", name=self.user.name,
                      host=self.host)
             stats.flood_kicks += 1
-            self.room.moderation.server_kick(self.member, "flooding")
+            user = self._forget_user()
+            self.server.moderation.server_kick(user, "flooding")
         else:
             log.info("flooding connection from {host} closed", host=self.host)
             stats.flood_kicks += 1
@@ -302,15 +325,20 @@ class ChatProtocol(LineReceiver):
 
     # -- in the room --------------------------------------------------
 
-    def enter(self, name: str, admin: bool) -> None:
-        """Join the room as name, or raise RoomError (LoginContext)."""
-        self.member = self.room.join(name, self, admin=admin, address=self.host)
-        self._login = None
-        self.commands = Commands(self)
+    def logged_in(self, user: User, logout) -> None:
+        """The portal gave this connection its user (LoginContext); the
+        landing room comes next (enter_room)."""
+        self.user, self._logout = user, logout
         self._stop_login_timer()
-        # Login lines had their own bucket; the room starts with a full one.
-        self._flood = TokenBucket(self.clock, self.factory.limits)
-        self._watch_idle()
+
+    def entered(self, room: Room) -> None:
+        """The user is in room, shown here from now on (Login- and CommandContext)."""
+        if self._login is not None:
+            self._login = None
+            # Login lines had their own bucket; the room starts with a full one.
+            self._flood = self.factory.gate.flood_bucket()
+            self._watch_idle()
+        self.here = room
 
     def _watch_idle(self) -> None:
         """With idle_timeout on, time this user's silence (made only then:
@@ -324,33 +352,44 @@ class ChatProtocol(LineReceiver):
     def limits_changed(self) -> None:
         """The shared limits were changed in place (a reload): re-time what
         does not read them at each use."""
-        if self.member is not None and not self._closing:
+        if self.here is not None and not self._closing:
             self._watch_idle()
 
     def disconnect_idle(self) -> None:
         """The server disconnects a user who sent nothing for idle_timeout
         seconds: the one place it does, for whatever must know of it."""
-        if self.member is None or self._closing:
+        if self.user is None or self._closing:
             return
         self.reply(error("idle timeout"))
-        member, self.member = self.member, None
-        # Journaled, then announced to the room.
-        self.room.moderation.server_leave(member, "idle timeout", count_as="idle")
+        user = self._forget_user()
+        # Journaled, then announced to the rooms.
+        self.server.moderation.server_leave(user, "idle timeout", count_as="idle")
         self.disconnect()
 
+    def ask(self, then) -> None:
+        """Hand the next line, whatever it is, to then(text) (CommandContext:
+        /register's passwords, never shown to anyone)."""
+        self._ask = then
+
     def _on_chat(self, text: str) -> None:
+        if self._ask is not None:
+            then, self._ask = self._ask, None
+            then(text)
+            return
+        if self.here is None:
+            return  # between rooms: lines wait in hold_until
         text = clean(text)
         if not text.strip():
             return
         if text.startswith("/") and not text.startswith("//"):
-            self.commands.run(text[1:])
+            Commands(self).run(text[1:])
             return
         try:
-            self.room.say(self.member, text[1:] if text.startswith("//") else text)
+            self.server.say(self.user, self.here, text[1:] if text.startswith("//") else text)
         except RoomError as e:
             self.reply(error(str(e)))
 
     def leave_room(self, reason: str) -> None:
         """The user leaves by their own choice (/quit; CommandContext)."""
-        member, self.member = self.member, None
-        self.room.leave(member, reason, count_as="quit")
+        user = self._forget_user()
+        self.server.logout(user, reason, count_as="quit")

@@ -1,0 +1,346 @@
+"""The server: rooms by name, one registry of names across them, and the rules.
+
+A front end logs a person in (through chatd.core.login, which calls
+login() here), then puts them in rooms with enter().  What they say goes
+through say/action/private, which check the rules (mutes) and make the
+events; the rooms fan them out.  Refusals are RoomErrors (chatd.core.errors)
+whose text a front end shows as it likes.  What admins do to people is the
+server's Moderation (chatd.core.moderation), reached as `server.moderation`.
+
+Rooms: the landing room (where every line-protocol user lands at login)
+and the configured rooms always exist; with open_rooms, entering any other
+valid name creates it, and a room nobody is in that is not configured
+disappears.  A user may be in several rooms at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from chatd.core import events as ev
+from chatd.core.bus import IBus, LocalBus
+from chatd.core.errors import (
+    Banned,
+    InvalidName,
+    NameTaken,
+    NoSuchRoom,
+    NoSuchUser,
+    NotAllowed,
+)
+from chatd.core.moderation import Moderation
+from chatd.core.room import GREETING_NAMES, IClient, Room, User
+from chatd.core.stats import Stats
+from chatd.core.store import BanStore
+from chatd.core.text import NAME_RULE, name_key, valid_name, with_reason
+
+log = Logger()
+
+
+class Server:
+    def __init__(
+        self,
+        clock: IReactorTime,
+        bans: BanStore,
+        is_admin_name: Callable[[str], bool] = lambda name: False,
+        landing: str = "chatd",
+        rooms: Iterable[str] = (),
+        open_rooms: bool = True,
+        motd: str = "",
+        wall_clock: Callable[[], float] | None = None,
+        stats: Stats | None = None,
+        history=None,
+        bus: IBus | None = None,
+        is_registered_name: Callable[[str], bool] = lambda name: False,
+        registration: str = "open",
+    ):
+        self.stats = stats if stats is not None else Stats(clock.seconds())
+        self.motd = motd
+        self.open_rooms = open_rooms
+        self.registration = registration  # who may /register: open, admins, off
+        self.history = history  # chatd.core.history.History, or None: off
+        self._clock = clock
+        self._now = wall_clock or clock.seconds
+        self._bans = bans
+        self._bus = bus if bus is not None else LocalBus()
+        self._is_admin_name = is_admin_name
+        self._is_registered_name = is_registered_name
+        self._users: dict[str, User] = {}
+        self._rooms: dict[str, Room] = {}
+        self._landing = self._make_room(landing, configured=True)
+        for name in rooms:
+            if name_key(name) not in self._rooms:
+                self._make_room(name, configured=True)
+        self.moderation = Moderation(self, bans.journal, self._now)
+
+    # -- what is here -------------------------------------------------
+
+    @property
+    def bans(self) -> BanStore:
+        """The ban list logins are checked against (and moderation writes to)."""
+        return self._bans
+
+    @property
+    def landing(self) -> Room:
+        """The room everyone lands in at login."""
+        return self._landing
+
+    @property
+    def users(self) -> list[User]:
+        return list(self._users.values())
+
+    def get(self, name: str) -> User | None:
+        """The logged-in user of that name (any case), if any."""
+        return self._users.get(name_key(name))
+
+    def room(self, name: str) -> Room | None:
+        return self._rooms.get(name_key(name))
+
+    @property
+    def rooms(self) -> list[Room]:
+        """Every room, sorted by name."""
+        return [self._rooms[key] for key in sorted(self._rooms)]
+
+    def is_admin_name(self, name: str) -> bool:
+        return self._is_admin_name(name)
+
+    def is_registered_name(self, name: str) -> bool:
+        return self._is_registered_name(name)
+
+    def now(self) -> float:
+        return self._now()
+
+    # -- logging in and out -------------------------------------------
+
+    def check_name(self, name: str, taking_over: bool = False) -> None:
+        """Raise unless name may log in now (before any password is asked);
+        with taking_over, a name in use is allowed (a registered user's
+        right password takes it over)."""
+        if not valid_name(name):
+            raise InvalidName(f"invalid username: use {NAME_RULE}")
+        ban = self._bans.get(name, self._now())
+        if ban is not None:
+            raise Banned(with_reason("you are banned", ban.reason))
+        if not taking_over and name_key(name) in self._users:
+            raise NameTaken(f"username {name} is taken")
+
+    def check_address(self, address: str) -> None:
+        """Raise Banned if connections from address are banned."""
+        ban = self._bans.for_address(address, self._now())
+        if ban is not None:
+            raise Banned(with_reason("you are banned", ban.reason))
+
+    def login(self, name: str, client: IClient, admin: bool = False,
+              address: str | None = None, registered: bool = False) -> User:
+        """Take name for client (in no room yet).  A registered or admin
+        name that is in use is taken over: the old connection is told and
+        closed.  Raises RoomError if name may not log in."""
+        takeover = registered and not admin
+        self.check_name(name, taking_over=takeover)
+        old = self._users.get(name_key(name))
+        if old is not None:
+            self.tell(old, ev.Replaced(ev.next_id(), self._now(), "", old.name))
+            self.logout(old, cause="logged in from elsewhere", count_as="replaced")
+            old.client.disconnect()
+        user = User(name, client, admin, address, registered)
+        self._users[user.key] = user
+        self.stats.joined(len(self._users))
+        return user
+
+    def logout(self, user: User, reason: str = "", cause: str = "",
+               count_as: str = "closed") -> bool:
+        """user is gone (the cred logout): every room they were in is told
+        `Left`; False if they were logged out already."""
+        rooms = self.remove(user, count_as)
+        if rooms is None:
+            return False
+        for room in rooms:
+            room.broadcast(room.event(ev.Left, user.name, reason, cause))
+        log.info("{name} left ({how})", name=user.name, how=cause or count_as)
+        return True
+
+    def remove(self, user: User, count_as: str) -> tuple[Room, ...] | None:
+        """Log user out without a word to anyone, counting the disconnect
+        under count_as; the rooms they were in, or None if already out."""
+        if self._users.get(user.key) is not user:
+            return None
+        del self._users[user.key]
+        rooms = user.rooms
+        for room in rooms:
+            room.discard(user)
+            self._maybe_close(room)
+        self.stats.disconnected(count_as)
+        return rooms
+
+    # -- rooms --------------------------------------------------------
+
+    def enter(self, user: User, name: str | None = None, login: bool = False,
+              leaving: Room | None = None) -> defer.Deferred:
+        """Put user in room name (the landing room by default), creating it
+        if rooms are open; fires with the Room once they are in, after they
+        have been sent its Welcome (with its history, and with login the
+        message of the day); with leaving, they leave that room as they
+        enter this one.  Raises RoomError."""
+        room = self._landing if name is None else self._rooms.get(name_key(name))
+        if room is None:
+            if not valid_name(name):
+                raise InvalidName(f"invalid room name: use {NAME_RULE}")
+            if not self.open_rooms:
+                raise NoSuchRoom(f"no such room: {name} (/rooms lists them)")
+            room = self._make_room(name)
+        if room in user.rooms:
+            return defer.succeed(room)
+        if self.history is not None and self.history.limit:
+            d = self.history.recent(room.name)
+        else:
+            d = defer.succeed([])
+        return d.addCallback(self._entered, user, room, login, leaving)
+
+    def _entered(self, history, user: User, room: Room, login: bool,
+                 leaving: Room | None) -> Room | None:
+        if self._users.get(user.key) is not user:  # gone while the history loaded
+            self._maybe_close(room)
+            return None
+        if self._rooms.get(room.key) is not room:  # closed meanwhile: make it again
+            room = self._rooms.get(room.key) or self._make_room(room.name)
+        if room in user.rooms:
+            return room
+        if leaving is not None:
+            self.part(user, leaving, cause=f"joined {room.name}")
+        room.add(user)
+        who, count = room.who(limit=GREETING_NAMES)
+        self.tell(user, room.event(
+            ev.Welcome, user.name, user.admin, who, count, login=login,
+            motd=self.motd if login else "", topic=room.topic, history=tuple(history)))
+        room.broadcast(room.event(ev.Joined, user.name, user.admin), sender=user)
+        if login:
+            log.info("{name} joined from {address}", name=user.name, address=user.address)
+        else:
+            log.info("{name} joined {room}", name=user.name, room=room.name)
+        return room
+
+    def part(self, user: User, room: Room, cause: str = "") -> None:
+        """user leaves room (staying logged in); the room is told."""
+        if room.discard(user):
+            room.broadcast(room.event(ev.Left, user.name, "", cause))
+            self._maybe_close(room)
+
+    def rename_room(self, room: Room, name: str) -> None:
+        """Give room a new name (a reload renames the landing room)."""
+        key = name_key(name)
+        if not valid_name(name):
+            raise InvalidName(f"invalid room name {name}: use {NAME_RULE}")
+        if key != room.key and key in self._rooms:
+            raise NotAllowed(f"a room {name} exists already")
+        del self._rooms[room.key]
+        room.rename(name)
+        self._rooms[key] = room
+
+    def configure(self, rooms: Iterable[str], open_rooms: bool,
+                  registration: str) -> list[str]:
+        """Apply the room settings of a (re)loaded config; what changed."""
+        changes = []
+        wanted = {name_key(name): name for name in rooms}
+        for room in list(self._rooms.values()):
+            keep = room is self._landing or room.key in wanted
+            if room.configured and not keep:
+                room.configured = False
+                changes.append(f"room {room.name} no longer configured")
+                self._maybe_close(room)
+        for key, name in wanted.items():
+            room = self._rooms.get(key)
+            if room is None:
+                self._make_room(name, configured=True)
+                changes.append(f"room {name} added")
+            elif not room.configured:
+                room.configured = True
+                changes.append(f"room {room.name} configured")
+        if open_rooms != self.open_rooms:
+            self.open_rooms = open_rooms
+            changes.append(f"open_rooms {'on' if open_rooms else 'off'}")
+        if registration != self.registration:
+            changes.append(f"registration {self.registration} -> {registration}")
+            self.registration = registration
+        return changes
+
+    def _make_room(self, name: str, configured: bool = False) -> Room:
+        room = Room(name, self._clock, self.stats, self._now, self._bus,
+                    on_failed=self._failed, configured=configured)
+        self._rooms[room.key] = room
+        return room
+
+    def _maybe_close(self, room: Room) -> None:
+        """A room nobody is in that is not configured disappears."""
+        if not room.configured and not len(room) and self._rooms.get(room.key) is room:
+            del self._rooms[room.key]
+            room.close()
+            if self.history is not None:
+                self.history.forget(room.name)
+
+    # -- talking ------------------------------------------------------
+
+    def say(self, user: User, room: Room, text: str) -> None:
+        self._said(user, room, ev.Message, "message", text)
+
+    def action(self, user: User, room: Room, text: str) -> None:
+        self._said(user, room, ev.Action, "action", text)
+
+    def _said(self, user: User, room: Room, kind, what: str, text: str) -> None:
+        self.moderation.check_muted(user)
+        event = room.event(kind, user.name, text)
+        if self.history is not None and self.history.limit:
+            self.history.record(room.name, event.at, what, user.name, text)
+        room.broadcast(event, sender=user)
+
+    def private(self, user: User, target_name: str, text: str) -> None:
+        """text from user to target alone (never in any history)."""
+        self.moderation.check_muted(user)
+        target = self.get(target_name)
+        if target is None:
+            raise NoSuchUser(f"no such user: {target_name}")
+        event = ev.Private(ev.next_id(), self._now(), "", user.name, target.name, text)
+        self.tell(target, event)
+        self.tell(user, event)
+
+    def set_topic(self, user: User, room: Room, text: str) -> None:
+        """The room's topic, shown to whoever enters; everyone in it is told."""
+        room.topic = text
+        room.broadcast(room.event(ev.Topic, user.name, text))
+
+    # -- delivery -----------------------------------------------------
+
+    def tell(self, user: User, event: ev.Event) -> None:
+        """event to user alone, after what their rooms said before it."""
+        for room in user.rooms:
+            room.settle(user)
+        data = user.client.wire.render_for(event, user.name)
+        self.stats.lines_delivered += data.count(b"\n")
+        self.stats.bytes_sent += len(data)
+        try:
+            user.client.deliver(data)
+        except Exception:
+            log.failure("delivery to {name} failed", name=user.name)
+            self._failed(user)
+
+    def _failed(self, user: User) -> None:
+        """Writing to user failed: they go, the rest of the room stays."""
+        if self.logout(user, cause="connection failed", count_as="failed"):
+            try:
+                user.client.disconnect()
+            except Exception:
+                log.failure("disconnecting {name} failed", name=user.name)
+
+    def shutdown(self, text: str = "server shutting down") -> None:
+        """Tell every room the server is going, and let everyone go."""
+        for room in self._rooms.values():
+            room.broadcast(room.event(ev.Notice, text))
+            room.flush()
+        self.stats.disconnected("shutdown", len(self._users))
+        users, self._users = list(self._users.values()), {}
+        for user in users:
+            for room in user.rooms:
+                room.discard(user)
+            user.client.disconnect()
