@@ -20,8 +20,9 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from chatd.client.session import Exit, Session, kind_of, printable
+from chatd.client.session import Exit, Session, printable
 from chatd.client.tui import LineEditor, Style, cell_width
+from chatd.line.codec import kind_of
 from tests.helpers_client import (
     ADMIN_PASSWORD,
     ClientProc,
@@ -61,6 +62,7 @@ def test_printable_removes_what_acts_on_a_terminal():
     ("* bob joined", "notice", "", "bob joined"),
     ("! permission denied", "error", "", "permission denied"),
     ("? username", "prompt", "", "username"),
+    ("= 2026-11-25 15:00:00Z <bob> hi", "history", "2026-11-25 15:00:00Z", "<bob> hi"),
     ("<not a name> x", "other", "", "<not a name> x"),
 ])
 def test_kinds_of_server_line(line, kind, name, text):
@@ -262,7 +264,8 @@ def test_client_imports_go_one_way_and_not_into_the_server():
     The command line picks a front end, each front end drives the session,
     and the session knows neither: so a front end can be added or changed
     without an import cycle, and the client runs without the daemon's code
-    (beyond chatd.core.text, which both sides may share).
+    beyond the line codec both sides share (chatd.line.codec, with the
+    core's events and text that it renders and parses).
     """
     allowed = {
         "__init__": set(), "session": set(),
@@ -272,8 +275,12 @@ def test_client_imports_go_one_way_and_not_into_the_server():
     modules = {path.stem: path for path in CLIENT_DIR.glob("*.py")}
     assert set(modules) == set(allowed)
     for stem, path in modules.items():
-        may = {f"chatd.client.{name}" for name in allowed[stem]} | {"chatd.core.text"}
+        may = {f"chatd.client.{name}" for name in allowed[stem]} | {"chatd.line.codec"}
         assert _chatd_imports(path) <= may, stem
+    codec = {"chatd.core.events", "chatd.core.text"}
+    assert _chatd_imports(CLIENT_DIR.parent / "line" / "codec.py") <= codec
+    for name in codec:
+        assert _chatd_imports(CLIENT_DIR.parent / "core" / f"{name.split('.')[-1]}.py") == set()
 
 
 # -- pipe mode against a real server ----------------------------------

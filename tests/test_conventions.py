@@ -67,3 +67,35 @@ class ConventionTests(unittest.TestCase):
               out, "chatd room", cwd=directory)
         login(port, "alice").close()
         self.assertFalse((directory / "twistd.pid").exists(), "no pidfile in the foreground")
+
+
+class LayerTests(unittest.TestCase):
+    """The rule that lets several front ends share one core (docs/architecture.md)."""
+
+    def test_core_imports_no_front_end(self):
+        """Nothing in chatd/core imports chatd.line, chatd.client, the wiring or
+        anything else outside the core but settings and file safety: a new front
+        end (IRC, web) gets the core as it is."""
+        import ast
+
+        allowed = ("chatd.core", "chatd.config", "chatd.safefile")
+        core = ROOT / "chatd" / "core"
+        for path in sorted(core.glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module] if node.module != "chatd" else [
+                        f"chatd.{alias.name}" for alias in node.names]
+                elif isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                else:
+                    continue
+                for name in names:
+                    if name == "chatd" or name.startswith("chatd."):
+                        self.assertTrue(name.startswith(allowed),
+                                        f"{path.name} imports {name}")
+
+    def test_modules_stay_small(self):
+        """No module grows past about 400 lines (STYLE.md: split it by what it holds)."""
+        for path in sorted((ROOT / "chatd").rglob("*.py")):
+            lines = len(path.read_text().splitlines())
+            self.assertLessEqual(lines, 420, f"{path.relative_to(ROOT)} has {lines} lines")

@@ -13,8 +13,10 @@ There are two front ends, chosen by whether stdin and stdout are a terminal:
 
 The modules depend one way: cli (arguments, main) imports session, tui and
 pipe; tui and pipe import session; session imports none of them.  None
-imports the server's modules.  This file imports nothing, so that importing
-one module does not load the others.
+imports the server's modules but the line protocol's codec, chatd.line.codec
+(the one definition of what a line looks like, shared with the server).
+This file imports nothing, so that importing one module does not load the
+others.
 
 Why Twisted and not prompt_toolkit: the server is Twisted, the client adds
 no dependency, and one reactor drives the socket, TLS, stdin and signals

@@ -9,8 +9,10 @@ The helpers at the end put stdin, stdout and signals right for both front
 ends.
 
 This module imports neither front end nor the command line (chatd.client.cli
-imports all three), and nothing of the server: a client must not depend on
-the code it talks to.
+imports all three), and of the server only the line protocol's codec
+(chatd.line.codec, which parses the kinds of line: one definition of the
+wire for both sides) and what it needs of the core (events and text, no
+Twisted); the front ends take kind_of from there.
 
 Exit status (README.md), each non-zero one with one line on stderr:
 
@@ -32,7 +34,6 @@ from __future__ import annotations
 import argparse
 import enum
 import os
-import re
 import signal
 import unicodedata
 from typing import Protocol
@@ -70,13 +71,6 @@ _ENDINGS = [
     ("! too many attempts", Exit.USERNAME),
 ]
 _DROP = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
-_NAME = r"[A-Za-z0-9_.\-]{1,24}"
-_KINDS = [
-    ("message", re.compile(rf"<({_NAME})> (.*)\Z", re.DOTALL)),
-    ("action", re.compile(rf"\+ ({_NAME}) (.*)\Z", re.DOTALL)),
-    ("sent", re.compile(rf"\[->({_NAME})\] (.*)\Z", re.DOTALL)),
-    ("private", re.compile(rf"\[({_NAME})\] (.*)\Z", re.DOTALL)),
-]
 
 
 def printable(text: str) -> str:
@@ -90,21 +84,6 @@ def printable(text: str) -> str:
     if text.isascii() and text.isprintable():
         return text
     return "".join(ch for ch in text if unicodedata.category(ch) not in _DROP)
-
-
-def kind_of(line: str) -> tuple[str, str, str]:
-    """(kind, name, text) of a server line; name is "" for unnamed kinds.
-
-    Kinds: message, action, private, sent, notice, error, prompt, other.
-    """
-    for kind, pattern in _KINDS:
-        m = pattern.match(line)
-        if m:
-            return kind, m.group(1), m.group(2)
-    simple = {"* ": "notice", "! ": "error", "? ": "prompt"}.get(line[:2])
-    if simple:
-        return simple, "", line[2:]
-    return "other", "", line
 
 
 class FrontEnd(Protocol):

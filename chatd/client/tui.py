@@ -35,11 +35,11 @@ from twisted.internet import defer
 from chatd.client.session import (
     Client,
     catch_signals,
-    kind_of,
     printable,
     restore_fd_flags,
     save_fd_flags,
 )
+from chatd.line.codec import kind_of
 
 RESET = "\x1b[0m"
 DIM, BOLD, RED, OWN = "\x1b[2m", "\x1b[1m", "\x1b[31m", "\x1b[1;33m"
@@ -97,6 +97,8 @@ class Style:
             return self.paint(DIM, line)
         if kind == "error":
             return self.paint(RED, line)
+        if kind == "history":
+            return self.paint(DIM, line)
         return line
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import time
 
-from chatd.core import events as ev
+import chatd.core.events as ev
 from chatd.core.text import NAME_MAX, format_duration, with_reason
 
 
