@@ -32,7 +32,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from chatd import config
-from chatd.core.auth import AdminFile
+from chatd.core.auth import AdminFile, UserFile
 from chatd.core.errors import RoomError
 from chatd.line.factory import ChatFactory
 from chatd.tls import CertificateError
@@ -58,13 +58,16 @@ class ReloadService(service.Service):
                  running: config.Settings, factory: ChatFactory, admins: AdminFile,
                  listeners: Sequence[Renewable], reactor: IReactorFromThreads,
                  terminal: int | None = None,
-                 terminal_gone: Callable[[int], bool] | None = None):
+                 terminal_gone: Callable[[int], bool] | None = None,
+                 users: UserFile | None = None):
         """terminal: the fd of the terminal chatd runs at (found at start if
         None); terminal_gone(fd) says if it has hung up (tests replace it)."""
         self._read_settings = read_settings
         self._running = running
         self._factory = factory
         self._admins = admins
+        self._users = users
+        self._user_count: int | None = None  # registered names, as last read
         self._listeners = listeners
         self._reactor = reactor
         self._admin_names: set[str] = set()
@@ -77,6 +80,11 @@ class ReloadService(service.Service):
     def startService(self) -> None:
         service.Service.startService(self)
         self._admin_names = set(self._admins.names())
+        if self._users is not None:
+            try:
+                self._user_count = len(self._users.names())
+            except (OSError, ValueError):
+                pass  # said at the first login or reload that reads it
         if self._terminal is None:
             self._terminal = next((fd for fd in (0, 1, 2) if os.isatty(fd)), None)
         self._previous_handler = signal.signal(signal.SIGHUP, self._on_sighup)
@@ -131,6 +139,7 @@ class ReloadService(service.Service):
             return False
         changes = self._apply(new)
         changes += self._reload_admins()
+        changes += self._reload_users()
         changes += self._reload_tls()
         restart = [key for key in RESTART_ONLY
                    if getattr(new, key) != getattr(self._running, key)]
@@ -190,6 +199,21 @@ class ReloadService(service.Service):
                 member.admin = False
                 changes.append(f"{member.name} is no longer an admin")
         return changes
+
+    def _reload_users(self) -> list[str]:
+        """Read the registered users' file again; how many names it holds."""
+        if self._users is None:
+            return []
+        try:
+            count = len(self._users.reread())
+        except (OSError, ValueError) as e:
+            log.error("reload: cannot read {path}: {why}", path=str(self._users.path),
+                      why=getattr(e, "strerror", None) or str(e))
+            return []
+        if count != self._user_count:
+            self._user_count = count
+            return [f"{count} registered names"]
+        return []
 
     def _reload_tls(self) -> list[str]:
         changes = []

@@ -41,6 +41,10 @@ from chatd.tls import RenewableTLS, renewable_endpoint
 log = Logger()
 
 
+# Seconds a room's new history lines wait to be written together: one
+# database call per half second however busy the rooms are.
+HISTORY_DELAY = 0.5
+
 # The sample config with every key, installed with the package.
 SAMPLE_CONFIG = Path(__file__).parent / "etc" / "chatd.toml"
 
@@ -268,7 +272,7 @@ def makeService(options: Options, reactor=None) -> service.MultiService:
     admins, users = AdminFile(data_dir / "admins"), UserFile(data_dir / "users")
     store = BanStore.unopened()
     stats = Stats(reactor.seconds())
-    history = History(store, reactor, settings.history)
+    history = History(store, reactor, settings.history, delay=HISTORY_DELAY)
     server = Server(reactor, store, admins.is_admin, landing=settings.room,
                     rooms=settings.rooms, open_rooms=settings.open_rooms,
                     motd=settings.motd, wall_clock=time.time, stats=stats,
@@ -290,7 +294,7 @@ def makeService(options: Options, reactor=None) -> service.MultiService:
     for listener in listeners:
         listener.setServiceParent(top)
     ReloadService(options.read_settings, settings, line, admins, listeners,
-                  reactor).setServiceParent(top)
+                  reactor, users=users).setServiceParent(top)
     StatsService(stats, reactor).setServiceParent(top)
     if settings.metrics:
         _metrics(settings.metrics, gate, server, store, reactor).setServiceParent(top)

@@ -8,8 +8,9 @@ bus (several chatd processes sharing rooms through Redis) implements the
 same interface and also carries other processes' events to the
 subscribed rooms; rooms do not change.
 
-Events cross the bus with the sender's name key, not the sender object,
-so that a bus may serialize them.
+The sender of an event (who does not hear it back) is given as the User
+object; a bus that carries events to other processes sends its name key
+instead, and the receiving room looks that key up among its members.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from zope.interface import Interface, implementer
 
 from chatd.core.events import Event
 
-Receiver = Callable[[Event, "str | None"], None]
+Receiver = Callable[[Event, object], None]
 
 
 class IBus(Interface):
-    def publish(room: str, event: Event, sender: str | None) -> None:
+    def publish(room: str, event: Event, sender: object) -> None:
         """Send event to every subscriber of room (a room key); sender is
-        the name key of who caused it (they do not hear it back), or None."""
+        the User who caused it (they do not hear it back), or None."""
 
     def subscribe(room: str, receive: Receiver) -> None:
         """Call receive(event, sender) for each event published to room."""
@@ -42,7 +43,7 @@ class LocalBus:
     def __init__(self):
         self._rooms: dict[str, Receiver] = {}
 
-    def publish(self, room: str, event: Event, sender: str | None) -> None:
+    def publish(self, room: str, event: Event, sender: object) -> None:
         receive = self._rooms.get(room)
         if receive is not None:
             receive(event, sender)

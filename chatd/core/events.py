@@ -10,13 +10,17 @@ and writes the same bytes to every member who speaks that format
 Every event has an id (increasing within a process), the wall-clock time
 it happened (`at`, seconds since the epoch) and its room's name ("" for
 what is said to one person, not in a room).  Names are as their owner
-typed them; text is already cleaned (chatd.core.text.clean).
+typed them; text is already cleaned (chatd.core.text.clean).  Events are
+shared by every front end and recipient, so nobody changes one once made
+(they are not frozen only because a frozen dataclass is several times
+slower to make, and one is made per line said).
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 _ids = itertools.count(1)
 
@@ -26,7 +30,7 @@ def next_id() -> int:
     return next(_ids)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     id: int
     at: float
@@ -35,21 +39,23 @@ class Event:
 
 # -- said by people --------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message(Event):
+    kind: ClassVar[str] = "message"  # as history keeps it (Said.kind)
     name: str
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Action(Event):
     """`/me waves`: name does text."""
 
+    kind: ClassVar[str] = "action"
     name: str
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Private(Event):
     """A private message: delivered to its target and, as a receipt, to its sender."""
 
@@ -60,13 +66,13 @@ class Private(Event):
 
 # -- who is where ----------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Joined(Event):
     name: str
     admin: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Left(Event):
     """name left: reason is their own words, cause the server's ("idle
     timeout", "joined games")."""
@@ -76,7 +82,7 @@ class Left(Event):
     cause: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Said:
     """One line of a room's history, replayed to whoever joins it."""
 
@@ -86,7 +92,7 @@ class Said:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Welcome(Event):
     """To one person who just entered room: who is there, the topic, the
     room's recent history; `login` is true for the room they land in at login
@@ -102,20 +108,20 @@ class Welcome(Event):
     history: tuple[Said, ...] = field(default=())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Topic(Event):
     by: str
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Notice(Event):
     """Something the server says in a room (that it is shutting down)."""
 
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Replaced(Event):
     """To one person: the same name logged in from elsewhere, so this
     connection is closed."""
@@ -127,14 +133,14 @@ class Replaced(Event):
 # Broadcast in a room they concern; the same event is sent to its target
 # alone (name is the viewer) before they are disconnected.
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Kicked(Event):
     name: str
     by: str
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Banned(Event):
     name: str
     by: str
@@ -142,20 +148,20 @@ class Banned(Event):
     duration: float | None = None  # seconds; None: for good
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Unbanned(Event):
     name: str
     by: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Muted(Event):
     name: str
     by: str
     duration: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Unmuted(Event):
     name: str
     by: str

@@ -12,8 +12,11 @@ moderator can see what happened.
 `record()` is on the chat hot path (every line of a busy room), so it never
 touches the database itself.  It appends to the room's in-memory copy (when
 that room is cached, i.e. someone asked for its history since it last
-vanished) and to a pending batch.  Once per reactor turn the batch is
-written in one database call (one executemany, then each room it touched
+vanished) and to a pending batch.  The batch is written `delay` seconds
+after its first entry, or as soon as BATCH entries wait (the daemon waits
+half a second, so that a busy room costs one database call per half
+second or per thousand lines, not one per reactor turn), in one database
+call (one executemany, then each room it touched
 is trimmed to its newest `limit` rows).  One database call at most is in
 flight: lines recorded meanwhile wait for the next one.  If the database
 falls so far behind that MAX_PENDING entries wait, the oldest waiting ones
@@ -49,6 +52,7 @@ log = Logger()
 
 KINDS = ("message", "action")
 MAX_PENDING = 10_000  # entries waiting for the database before the oldest are dropped
+BATCH = 1_000  # entries that are written at once, without waiting for the delay
 MAX_KEPT = 1_000_000  # rows in all rooms together: rooms that fell silent long ago go
 
 
@@ -73,8 +77,16 @@ _NEWEST = "SELECT at, kind, name, text FROM history WHERE room = ? ORDER BY id D
 
 
 def _write(conn: sqlite3.Connection, batch: list[tuple[str, Said]], keep: int) -> None:
-    conn.executemany(_INSERT, [(key, s.at, s.kind, s.name, s.text) for key, s in batch])
-    for key in {key for key, _ in batch}:
+    # Only a room's newest `keep` lines of the batch are written: the rest
+    # would be trimmed at once (a busy room's batch is mostly such lines).
+    newest: dict[str, list[Said]] = {}
+    for key, said in reversed(batch):
+        lines = newest.setdefault(key, [])
+        if len(lines) < keep:
+            lines.append(said)
+    conn.executemany(_INSERT, [(key, s.at, s.kind, s.name, s.text)
+                               for key, lines in newest.items() for s in reversed(lines)])
+    for key in newest:
         conn.execute(_TRIM, (key, key, keep))
     conn.execute(_TRIM_ALL, (MAX_KEPT,))
 
@@ -103,8 +115,10 @@ def _work(conn: sqlite3.Connection, batch: list[tuple[str, Said]], keep: int,
 class History:
     """The recent lines of every room; see the module docstring for how."""
 
-    def __init__(self, store: BanStore, clock: IReactorTime, limit: int = 50):
+    def __init__(self, store: BanStore, clock: IReactorTime, limit: int = 50,
+                 delay: float = 0.0):
         self._store = store
+        self._delay = delay
         self._clock = clock
         self._limit = limit
         self._cache: dict[str, deque[Said]] = {}
@@ -142,8 +156,14 @@ class History:
             return
         if kind not in KINDS:
             raise ValueError(f"history kind must be one of {KINDS}, not {kind!r}")
-        key = name_key(room)
-        said = Said(at, kind, name, text)
+        self.keep(name_key(room), Said(at, kind, name, text))
+
+    def keep(self, key: str, said) -> None:
+        """record() for the chat path: key is the room's name key, and said
+        anything with Said's attributes (the Message or Action event itself,
+        so that nothing is built per line)."""
+        if self._limit <= 0:
+            return
         cached = self._cache.get(key)
         if cached is not None:
             cached.append(said)
@@ -152,8 +172,12 @@ class History:
             self._dropped += 1
         self._pending.append((key, said))
         self._recorded += 1
-        if self._call is None and not self._busy:
-            self._call = self._clock.callLater(0, self._next)
+        if self._busy:
+            return
+        if len(self._pending) >= BATCH:
+            self._next()
+        elif self._call is None:
+            self._call = self._clock.callLater(self._delay, self._next)
 
     def recent(self, room: str) -> defer.Deferred:
         """Fires with room's newest entries (list[Said], at most limit), oldest first."""

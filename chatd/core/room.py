@@ -171,11 +171,14 @@ class Room:
 
     def broadcast(self, event: ev.Event, sender: User | None = None) -> None:
         """event to every member (but sender) with the rest of this turn's."""
-        self._bus.publish(self.key, event, sender.key if sender is not None else None)
+        self._bus.publish(self.key, event, sender)
 
-    def _receive(self, event: ev.Event, sender: str | None) -> None:
-        """An event for this room from the bus (published here or elsewhere)."""
-        self._pending.append((self._members.get(sender) if sender else None, event))
+    def _receive(self, event: ev.Event, sender) -> None:
+        """An event for this room from the bus: sender is the User who
+        caused it here, a name key if it came from elsewhere, or None."""
+        if sender.__class__ is str:
+            sender = self._members.get(sender)
+        self._pending.append((sender, event))
         if self._flush_call is None:
             self._flush_call = self._clock.callLater(0, self.flush)
 
@@ -195,45 +198,63 @@ class Room:
         late, self._late = self._late, {}
         if not pending:
             return
-        special = {sender for sender, _ in pending if sender is not None}
-        special.update(late)
+        # Senders (without their own events) and newcomers (only what came
+        # after them) get bytes of their own; everyone else the shared bytes.
+        own: dict[User, list[int]] = {}
+        for i, (sender, _) in enumerate(pending):
+            if sender is not None:
+                own.setdefault(sender, []).append(i)
+        special = own.keys() | late.keys()
         rendered: dict[IWireFormat, tuple[list[bytes], bytes]] = {}
         for wire in self._formats:
             parts = [wire.render(event) for _, event in pending]
             rendered[wire] = parts, b"".join(parts)
-        # Lines of the shared bytes: counted once per format, not per member.
+        # Counted once per format, as if every member got the shared bytes,
+        # then corrected for the special few: nothing per ordinary member.
         lines = sent = 0
         for wire, (_, shared) in rendered.items():
-            ordinary = self._formats[wire] - sum(
-                1 for user in special
-                if user.client.wire is wire and self._members.get(user.key) is user)
-            lines += shared.count(b"\n") * ordinary
-            sent += len(shared) * ordinary
-        single = next(iter(rendered.values())) if len(rendered) == 1 else None
-        for user in list(self._members.values()):
-            parts, shared = single or rendered[user.client.wire]
-            if user in special:
-                start = late.get(user, 0)
-                data = b"".join(part for (who, _), part
-                                in zip(pending[start:], parts[start:], strict=True)
-                                if who is not user)
-                if not data:
-                    continue
-                lines += data.count(b"\n")
-                sent += len(data)
-            else:
-                data = shared
-            self._deliver(user, data)
+            count = self._formats[wire]
+            lines += shared.count(b"\n") * count
+            sent += len(shared) * count
+        members = list(self._members.values())
+        if len(rendered) == 1:  # the usual case: one front end in the room
+            parts, shared = next(iter(rendered.values()))
+            for user in members:
+                if user in special:
+                    self._deliver_special(user, parts, shared, late.get(user, 0),
+                                          own.get(user, ()))
+                else:
+                    self._deliver(user, shared)
+        else:
+            for user in members:
+                parts, shared = rendered[user.client.wire]
+                if user in special:
+                    self._deliver_special(user, parts, shared, late.get(user, 0),
+                                          own.get(user, ()))
+                else:
+                    self._deliver(user, shared)
         self.stats.lines_delivered += lines
         self.stats.bytes_sent += sent
 
-    def tell(self, user: User, event: ev.Event) -> None:
-        """event to user alone (private lines keep their order with broadcasts)."""
-        self.settle(user)
-        data = user.client.wire.render_for(event, user.name)
-        self.stats.lines_delivered += data.count(b"\n")
-        self.stats.bytes_sent += len(data)
-        self._deliver(user, data)
+    def _deliver_special(self, user: User, parts: list[bytes], shared: bytes,
+                         start: int, own) -> None:
+        """What a sender or newcomer gets of this turn: parts from start on,
+        without their own (indexes in own); the counts corrected for it."""
+        pieces, begin = [], start
+        missed = parts[:start]  # said before they came (few, if any)
+        for i in own:
+            if i >= begin:
+                pieces += parts[begin:i]
+                missed.append(parts[i])
+                begin = i + 1
+        pieces += parts[begin:]
+        data = b"".join(pieces)
+        # Only what they miss is counted again: they are special every turn
+        # they speak, and the shared bytes of a busy turn are long.
+        self.stats.lines_delivered -= sum(part.count(b"\n") for part in missed)
+        self.stats.bytes_sent -= len(shared) - len(data)
+        if data:
+            self._deliver(user, data)
 
     def _deliver(self, user: User, data: bytes) -> None:
         """Write to one member; a member who fails is dropped, not the room."""

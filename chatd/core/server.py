@@ -283,16 +283,16 @@ class Server:
     # -- talking ------------------------------------------------------
 
     def say(self, user: User, room: Room, text: str) -> None:
-        self._said(user, room, ev.Message, "message", text)
+        self._said(user, room, ev.Message, text)
 
     def action(self, user: User, room: Room, text: str) -> None:
-        self._said(user, room, ev.Action, "action", text)
+        self._said(user, room, ev.Action, text)
 
-    def _said(self, user: User, room: Room, kind, what: str, text: str) -> None:
+    def _said(self, user: User, room: Room, kind, text: str) -> None:
         self.moderation.check_muted(user)
-        event = room.event(kind, user.name, text)
-        if self.history is not None and self.history.limit:
-            self.history.record(room.name, event.at, what, user.name, text)
+        event = kind(ev.next_id(), self._now(), room.name, user.name, text)
+        if self.history is not None:
+            self.history.keep(room.key, event)
         room.broadcast(event, sender=user)
 
     def private(self, user: User, target_name: str, text: str) -> None:

@@ -109,6 +109,8 @@ class LineFormat:
 
     def render(self, event: ev.Event) -> bytes:
         """event as everyone in its room sees it (the shared fan-out bytes)."""
+        if event.__class__ is ev.Message:  # most of what a busy room says
+            return f"<{event.name}> {event.text}\r\n".encode()
         return encode(_BROADCAST[type(event)](event))
 
     def render_for(self, event: ev.Event, viewer: str) -> bytes:
