@@ -338,3 +338,30 @@ class RenewableTLSListenerTests(unittest.TestCase):
         self.assertIsNone(listener.reload_tls(), "same files: nothing to say")
         make_cert(directory, "a", "IP:127.0.0.1")
         self.assertIn("CN=a, expires ", listener.reload_tls())
+
+
+class RoomSettingsReloadTests(ReloadTestCase):
+    def test_rooms_open_rooms_and_registration_change_while_running(self):
+        """A reload that closes rooms and registration applies to the next
+        /join and /register of users already connected; a room it configures
+        exists at once, and one it no longer configures goes when empty."""
+        alice = self.h.login("alice")
+        self.h.read(alice)
+        ok, log = self.reload('[server]\nroom = "testroom"\nrooms = ["games"]\n'
+                              'open_rooms = false\nregistration = "off"\n')
+        self.assertTrue(ok)
+        self.assertEqual(log, ["reload: room games added, open_rooms off, "
+                               "registration open -> off"])
+        self.h.send(alice, "/join lounge", "/register", "/rooms", "/join games")
+        self.assertEqual(self.h.read(alice), [
+            "! no such room: lounge (/rooms lists them)",
+            "! registration is off on this server",
+            "* rooms (2): games (0), testroom (1)",
+            "* you are in games", "* online (1): alice",
+        ])
+        ok, log = self.reload(START)
+        self.assertEqual(log, ["reload: room games no longer configured, open_rooms on, "
+                               "registration off -> open"])
+        self.h.clock.advance(10)  # the flood bucket refills
+        self.h.send(alice, "/part", "/rooms")
+        self.assertEqual(self.h.read(alice)[-1], "* rooms (1): testroom (1)")
