@@ -9,6 +9,7 @@ from zope.interface import implementer
 from chatd.config import Limits
 from chatd.core.auth import AdminFile, UserFile, account_checkers, hash_password
 from chatd.core.gate import Gate
+from chatd.core.history import History
 from chatd.core.login import make_portal
 from chatd.core.room import IClient, User
 from chatd.core.server import Server
@@ -86,18 +87,22 @@ class ProtocolHarness:
     `run_blocking` runs the password checks (inline by default).
     `connect()` gives a protocol on a StringTransport; `send(proto, ...)`
     feeds it lines and lets the room flush, `read(proto)` returns and clears
-    the lines the client got.
+    the lines the client got.  With `history=N` the server keeps each
+    room's last N lines (a History on the harness's store and Clock).
     """
 
     def __init__(self, tmp_path, admins: dict[str, str] | None = None,
                  motd: str = "", bans: BanStore | None = None,
-                 run_blocking=run_inline, server: dict | None = None, **limits):
+                 run_blocking=run_inline, server: dict | None = None,
+                 history: int | None = None, **limits):
         self.clock = task.Clock()
         self.admin_file = AdminFile(tmp_path / "admins")
         for name, password in (admins or {}).items():
             self.admin_file.set_hash(name, hash_password(password, **FAST))
         self.user_file = UserFile(tmp_path / "users")
         self.bans = bans or BanStore.in_memory()
+        if history is not None:
+            server = {"history": History(self.bans, self.clock, history), **(server or {})}
         self.server = Server(self.clock, self.bans, self.admin_file.is_admin,
                              landing="testroom", motd=motd,
                              is_registered_name=self.user_file.is_registered,
