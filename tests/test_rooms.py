@@ -348,6 +348,21 @@ class HistoryTests(CoreTestCase):
             "SELECT text FROM history ORDER BY id")]
         self.assertEqual(texts, ["before", "during", "flees"])
 
+    def test_shutdown_reaches_someone_whose_room_is_loading(self):
+        """Someone logged in whose landing room's history is still being read is
+        told `* server shutting down` too, like everyone else, and never gets the
+        room's greeting after."""
+        self.start(history=5, held=True)
+        _, alice = self.login("alice")
+        self.history.limit = 10  # memory forgets: the next entry reads the disk
+        bob = FakeClient()
+        entering = self.server.enter(self.server.login("bob", bob), login=True)
+        self.server.shutdown()
+        self.runner.drain()
+        self.assertIsNone(self.successResultOf(entering))
+        self.assertEqual(self.heard(alice, bob), [["* server shutting down"]] * 2)
+        self.assertTrue(alice.disconnected and bob.disconnected)
+
     def test_history_off(self):
         """With history 0, nothing is replayed."""
         self.start(history=0)
