@@ -300,6 +300,17 @@ class RegisteredLoginTests(RoomsProtocolCase):
         self.assertFalse(self.h.closed(self.alice))
         self.assertEqual(self.read(self.alice, self.bob), [[], []])
 
+    def test_wrong_registered_password_is_not_an_admin_failure(self):
+        """An operator's `chatd_failed_admin_logins_total` counts admins' wrong
+        passwords only: a registered user's typo is a `wrong password` refusal."""
+        proto = self.reconnect()
+        self.h.send(proto, "not the password")
+        boss = self.h.connect()
+        self.h.send(boss, "boss", "not it either")
+        stats = self.h.server.stats
+        self.assertEqual((stats.failed_admin_logins, stats.refusals.get("wrong password")),
+                         (1, 2))
+
     def test_right_password_takes_over(self):
         """The right password takes over a name still connected (a stale session):
         the old connection gets `! logged in from elsewhere` and is closed, the room
