@@ -423,7 +423,8 @@ class CountingFormat:
 
     def render(self, event: ev.Event) -> bytes:
         self.renders += 1
-        return f"{self.tag} {type(event).__name__} {event.id}\n".encode()
+        what = getattr(event, "text", "")
+        return f"{self.tag} {type(event).__name__} {what}\n".encode()
 
     def render_for(self, event: ev.Event, viewer: str) -> bytes:
         return f"{self.tag} to {viewer}: {type(event).__name__}\n".encode()
@@ -466,22 +467,24 @@ class FanOutTests(CoreTestCase):
         self.clock.advance(0)
         self.assertEqual((irc.renders, web.renders), (3, 3))
         writes = {name: client.writes for name, (_, client) in users.items()}
-        self.assertEqual([len(w) for w in writes.values()], [1] * 5)
-        (a3,), (b2,) = writes["a3"], writes["b2"]
-        self.assertEqual(a3.count(b"irc "), 3)
-        self.assertEqual(b2.count(b"web "), 3)
-        # Nobody sent anything but a1, b1, a2: a3 and b2 get the shared bytes.
-        (b1,), (a1,), (a2,) = writes["b1"], writes["a1"], writes["a2"]
-        self.assertEqual(b1.count(b"web "), 2)
-        self.assertNotIn(b"Action", b1)
-        self.assertEqual((a1.count(b"irc "), a2.count(b"irc ")), (2, 2))
-        # a second member of the same format, in another test turn, shares too
+        self.assertEqual({name: len(w) for name, w in writes.items()},
+                         dict.fromkeys(writes, 1))  # one write each
+        self.assertEqual(writes["a3"], [b"irc Message from irc\nirc Action from web\n"
+                                        b"irc Message from irc again\n"])
+        self.assertEqual(writes["b2"], [b"web Message from irc\nweb Action from web\n"
+                                        b"web Message from irc again\n"])
+        # Each sender gets the turn without their own line.
+        self.assertEqual(writes["a1"], [b"irc Action from web\nirc Message from irc again\n"])
+        self.assertEqual(writes["a2"], [b"irc Message from irc\nirc Action from web\n"])
+        self.assertEqual(writes["b1"], [b"web Message from irc\nweb Message from irc again\n"])
+        # A turn with one sender: everyone else of a format shares one bytes object.
         self.server.say(users["b1"][0], landing, "again")
         self.clock.advance(0)
-        self.assertIs(users["a1"][1].writes[-1], users["a3"][1].writes[-1])
-        self.assertIs(users["a1"][1].writes[-1], users["a2"][1].writes[-1])
-        self.assertIsNot(users["a1"][1].writes[-1], users["b2"][1].writes[-1])
-        self.assertEqual(len(users["b1"][1].writes), 1)  # not their own line back
+        last = {name: client.writes[-1] for name, (_, client) in users.items()}
+        self.assertIs(last["a1"], last["a2"])
+        self.assertIs(last["a1"], last["a3"])
+        self.assertEqual(last["b2"], b"web Message again\n")
+        self.assertEqual(len(writes["b1"]), 1)  # not their own line back
         self.assertEqual((irc.renders, web.renders), (4, 4))
 
     def test_identical_bytes_within_a_format(self):

@@ -61,6 +61,19 @@ class JoinPartTests(RoomsProtocolCase):
         self.assertEqual(self.read(bob, carol),
                          [["* alice left (joined testroom)"], ["* alice joined"]])
 
+    def test_message_of_the_day_only_at_login(self):
+        """The message of the day comes with the login; moving between rooms shows
+        the room, not the message of the day again."""
+        self.harness(motd="be nice")
+        alice = self.h.connect()
+        self.h.read(alice)
+        self.assertEqual(self.said(alice, "alice"), [
+            "* logged in as alice in testroom", "* online (1): alice", "* be nice"])
+        self.assertEqual(self.said(alice, "/join games"),
+                         ["* you are in games", "* online (1): alice"])
+        self.assertEqual(self.said(alice, "/part"),
+                         ["* you are in testroom", "* online (1): alice"])
+
     def test_lines_stay_in_their_room(self):
         """A line, a /me and /who reach only the room the user is in now; a
         private message reaches its target in another room."""
@@ -342,6 +355,14 @@ class RegisteredLoginTests(RoomsProtocolCase):
             "* logged in as alice in testroom", "* online (1): alice"])
         self.assertEqual(self.h.read(self.bob), ["* alice left (logged in from elsewhere)"])
         self.assertEqual(self.said(proto, "/rooms"), ["* rooms (2): games (1), testroom (1)"])
+
+    def test_admin_name_in_use_is_taken(self):
+        """An admin's name in use is refused as taken at the name, never taken over."""
+        boss = self.h.login("boss", "s3cret-pass")
+        proto = self.h.connect()
+        self.h.read(proto)
+        self.assertEqual(self.said(proto, "BOSS"), ["! username BOSS is taken", "? username"])
+        self.assertFalse(self.h.closed(boss))
 
     def test_guest_cannot_use_a_registered_name(self):
         """Once registered, the name is never given without its password, online or
