@@ -254,6 +254,18 @@ class RegisterTests(RoomsProtocolCase):
         self.assertFalse(any(PASSWORD in repr(event) for event in events), events)
         self.assertEqual(self.said(alice, "/register"), ["! alice is registered already"])
 
+    def test_register_again_after_the_operator_removed_the_name(self):
+        """Once an operator has removed a registered name (chatd-admin remove-user),
+        its owner, still online, may /register it again."""
+        alice = self.h.login("alice")
+        self.h.send(alice, "/register", PASSWORD, PASSWORD)
+        self.h.read(alice)
+        self.assertTrue(self.h.user_file.remove("alice"))
+        self.assertEqual(self.said(alice, "/register")[-1], "? password")
+        self.assertEqual(self.said(alice, "new password", "new password"), [
+            "? password", "* alice is registered: logging in as alice asks for this password"])
+        self.assertTrue(self.h.user_file.is_registered("alice"))
+
     def test_password_lines_are_taken_as_they_are(self):
         """A password that looks like a command or a line to the room is taken as
         the password, not run or said."""
