@@ -226,6 +226,20 @@ class RoomsTests(CoreTestCase):
         self.assertTrue(bob.disconnected)
         self.assertIsNone(self.server.get("bob"))
 
+    def test_ban_heard_in_targets_and_admins_rooms(self):
+        """A ban reaches the target's room and the admin's once it is on disk; the
+        name is refused from then on."""
+        boss_m, boss = self.login("boss")
+        _, bob = self.login("bob", room="games")
+        _, carol = self.login("carol", room="games")
+        self.heard(boss, bob, carol)
+        self.successResultOf(self.server.moderation.ban(boss_m, "bob", "spam", 7200.0))
+        heard = "* bob was banned by boss for 2h: spam"
+        self.assertEqual(self.heard(boss, carol, bob),
+                         [[heard], [heard], ["! you were banned by boss for 2h: spam"]])
+        self.assertTrue(bob.disconnected)
+        self.assertRaisesRegex(Exception, "you are banned: spam", self.server.check_name, "BOB")
+
     def test_mute_heard_in_targets_and_admins_rooms(self):
         """A mute is announced in the target's room and the admin's; the target may
         no longer speak in any room."""
@@ -514,3 +528,24 @@ class FanOutTests(CoreTestCase):
         (own,) = sender.client.writes[-1:]
         self.assertEqual([line.split()[:2] for line in own.splitlines()],
                          [[b"irc", b"Topic"]])
+
+    def test_newcomer_of_another_format_hears_only_what_follows(self):
+        """Someone of another wire format who enters mid-turn gets their greeting,
+        then only what was said after they came; the others still share one render."""
+        irc, web = CountingFormat("irc"), CountingFormat("web")
+        a1, a2 = Recorder(irc), Recorder(irc)
+        for name, client in [("a1", a1), ("a2", a2)]:
+            self.server.enter(self.server.login(name, client), login=True)
+        self.clock.advance(0)
+        a1.writes.clear()
+        a2.writes.clear()
+        irc.renders = 0
+        speaker = self.server.get("a1")
+        self.server.say(speaker, self.server.landing, "before")
+        b1 = Recorder(web)
+        self.server.enter(self.server.login("b1", b1), login=True)
+        self.server.say(speaker, self.server.landing, "after")
+        self.clock.advance(0)
+        self.assertEqual(b1.writes, [b"web to b1: Welcome\n", b"web Message after\n"])
+        self.assertEqual(a2.writes, [b"irc Message before\nirc Joined \nirc Message after\n"])
+        self.assertEqual((irc.renders, web.renders), (3, 3))
