@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from twisted.internet import defer, task
 from twisted.internet.testing import StringTransport
 from zope.interface import implementer
@@ -13,7 +15,7 @@ from chatd.core.history import History
 from chatd.core.login import make_portal
 from chatd.core.room import IClient, User
 from chatd.core.server import Server
-from chatd.core.store import BanStore
+from chatd.core.store import BanStore, migrate
 from chatd.line.codec import LINE
 from chatd.line.factory import ChatFactory
 
@@ -24,6 +26,47 @@ FAST = dict(n=2**4, r=8, p=1)
 def run_inline(fn, *args):
     """Stand-in for deferToThread: tests run scrypt on the spot."""
     return defer.maybeDeferred(fn, *args)
+
+
+class ManualRunner:
+    """A store runner (BanStore(runner, {})) whose database calls wait until the
+    test fires them, in order: a ban, a journal entry or history "being written"."""
+
+    def __init__(self):
+        self.conn = sqlite3.connect(":memory:")
+        migrate(self.conn)
+        self.waiting: list[tuple] = []
+
+    def __call__(self, fn):
+        d = defer.Deferred()
+        self.waiting.append((fn, d))
+        return d
+
+    def fire(self) -> None:
+        """Run and commit the oldest waiting call."""
+        fn, d = self.waiting.pop(0)
+        result = fn(self.conn)
+        self.conn.commit()
+        d.callback(result)
+
+    def fail(self, exc: Exception) -> None:
+        """The oldest waiting call fails as the database would."""
+        _, d = self.waiting.pop(0)
+        d.errback(exc)
+
+    def drain(self, most: int = 20) -> None:
+        """Fire every waiting call, and those they cause, at most `most` of them."""
+        for _ in range(most):
+            if not self.waiting:
+                return
+            self.fire()
+        raise AssertionError("database calls keep coming")
+
+    def rows(self) -> list[tuple]:
+        """The moderation journal, oldest first."""
+        return self.conn.execute(
+            "SELECT at, action, actor, target, reason, expires, address"
+            " FROM modlog ORDER BY id").fetchall()
 
 
 @implementer(IClient)

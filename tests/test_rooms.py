@@ -7,9 +7,7 @@ use a second, counting wire format of their own.
 
 from __future__ import annotations
 
-import sqlite3
-
-from twisted.internet import defer, task
+from twisted.internet import task
 from twisted.trial import unittest
 from zope.interface import implementer
 
@@ -18,40 +16,11 @@ from chatd.core.errors import InvalidName, NameTaken, NoSuchRoom
 from chatd.core.history import History
 from chatd.core.room import IClient, IWireFormat
 from chatd.core.server import Server
-from chatd.core.store import BanStore, migrate
-from tests.helpers import FakeClient
+from chatd.core.store import BanStore
+from tests.helpers import FakeClient, ManualRunner
 
 T0 = 1795618800.0  # 2026-11-25 15:00:00Z
 STAMP = "2026-11-25 15:00:00Z"
-
-
-class ManualRunner:
-    """A store runner whose database calls wait until the test fires them, in order
-    (as tests/test_journal.py's): a ban or a history write "being written"."""
-
-    def __init__(self):
-        self.conn = sqlite3.connect(":memory:")
-        migrate(self.conn)
-        self.waiting: list[tuple] = []
-
-    def __call__(self, fn):
-        d = defer.Deferred()
-        self.waiting.append((fn, d))
-        return d
-
-    def fire(self) -> None:
-        fn, d = self.waiting.pop(0)
-        result = fn(self.conn)
-        self.conn.commit()
-        d.callback(result)
-
-    def drain(self, most: int = 20) -> None:
-        """Fire every waiting call, and those they cause, at most `most` of them."""
-        for _ in range(most):
-            if not self.waiting:
-                return
-            self.fire()
-        raise AssertionError("database calls keep coming")
 
 
 class CoreTestCase(unittest.TestCase):

@@ -13,8 +13,7 @@ from twisted.logger import capturedLogs
 from twisted.trial import unittest
 
 from chatd.core.store import BanStore
-from tests.helpers import ProtocolHarness
-from tests.test_rooms import ManualRunner
+from tests.helpers import ManualRunner, ProtocolHarness
 
 T0 = 1795618800.0  # 2026-11-25 15:00:00Z
 PASSWORD = "correct horse battery"
