@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from twisted.internet import defer, task
 from twisted.internet.testing import StringTransport
 from zope.interface import implementer
@@ -9,10 +11,11 @@ from zope.interface import implementer
 from chatd.config import Limits
 from chatd.core.auth import AdminFile, UserFile, account_checkers, hash_password
 from chatd.core.gate import Gate
+from chatd.core.history import History
 from chatd.core.login import make_portal
 from chatd.core.room import IClient, User
 from chatd.core.server import Server
-from chatd.core.store import BanStore
+from chatd.core.store import BanStore, migrate
 from chatd.line.codec import LINE
 from chatd.line.factory import ChatFactory
 
@@ -23,6 +26,47 @@ FAST = dict(n=2**4, r=8, p=1)
 def run_inline(fn, *args):
     """Stand-in for deferToThread: tests run scrypt on the spot."""
     return defer.maybeDeferred(fn, *args)
+
+
+class ManualRunner:
+    """A store runner (BanStore(runner, {})) whose database calls wait until the
+    test fires them, in order: a ban, a journal entry or history "being written"."""
+
+    def __init__(self):
+        self.conn = sqlite3.connect(":memory:")
+        migrate(self.conn)
+        self.waiting: list[tuple] = []
+
+    def __call__(self, fn):
+        d = defer.Deferred()
+        self.waiting.append((fn, d))
+        return d
+
+    def fire(self) -> None:
+        """Run and commit the oldest waiting call."""
+        fn, d = self.waiting.pop(0)
+        result = fn(self.conn)
+        self.conn.commit()
+        d.callback(result)
+
+    def fail(self, exc: Exception) -> None:
+        """The oldest waiting call fails as the database would."""
+        _, d = self.waiting.pop(0)
+        d.errback(exc)
+
+    def drain(self, most: int = 20) -> None:
+        """Fire every waiting call, and those they cause, at most `most` of them."""
+        for _ in range(most):
+            if not self.waiting:
+                return
+            self.fire()
+        raise AssertionError("database calls keep coming")
+
+    def rows(self) -> list[tuple]:
+        """The moderation journal, oldest first."""
+        return self.conn.execute(
+            "SELECT at, action, actor, target, reason, expires, address"
+            " FROM modlog ORDER BY id").fetchall()
 
 
 @implementer(IClient)
@@ -86,18 +130,22 @@ class ProtocolHarness:
     `run_blocking` runs the password checks (inline by default).
     `connect()` gives a protocol on a StringTransport; `send(proto, ...)`
     feeds it lines and lets the room flush, `read(proto)` returns and clears
-    the lines the client got.
+    the lines the client got.  With `history=N` the server keeps each
+    room's last N lines (a History on the harness's store and Clock).
     """
 
     def __init__(self, tmp_path, admins: dict[str, str] | None = None,
                  motd: str = "", bans: BanStore | None = None,
-                 run_blocking=run_inline, server: dict | None = None, **limits):
+                 run_blocking=run_inline, server: dict | None = None,
+                 history: int | None = None, **limits):
         self.clock = task.Clock()
         self.admin_file = AdminFile(tmp_path / "admins")
         for name, password in (admins or {}).items():
             self.admin_file.set_hash(name, hash_password(password, **FAST))
         self.user_file = UserFile(tmp_path / "users")
         self.bans = bans or BanStore.in_memory()
+        if history is not None:
+            server = {"history": History(self.bans, self.clock, history), **(server or {})}
         self.server = Server(self.clock, self.bans, self.admin_file.is_admin,
                              landing="testroom", motd=motd,
                              is_registered_name=self.user_file.is_registered,

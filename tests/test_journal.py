@@ -12,41 +12,10 @@ from twisted.trial import unittest
 from chatd.core.errors import Muted, NoSuchUser
 from chatd.core.journal import MAX_SHOWN, SERVER, Entry, Journal, prune
 from chatd.core.store import MIGRATIONS, BanStore, migrate
-from tests.helpers import FakeClient, ProtocolHarness, join, make_server
+from tests.helpers import FakeClient, ManualRunner, ProtocolHarness, join, make_server
 
 DISK_FULL = sqlite3.OperationalError("database or disk is full")
 T0 = 1795618800.0  # 2026-11-25 15:00:00Z
-
-
-class ManualRunner:
-    """A runner whose database calls wait until the test fires them, in order."""
-
-    def __init__(self):
-        self.conn = sqlite3.connect(":memory:")
-        migrate(self.conn)
-        self.waiting: list[tuple] = []
-
-    def __call__(self, fn):
-        d = defer.Deferred()
-        self.waiting.append((fn, d))
-        return d
-
-    def fire(self) -> None:
-        """Run and commit the oldest waiting call."""
-        fn, d = self.waiting.pop(0)
-        result = fn(self.conn)
-        self.conn.commit()
-        d.callback(result)
-
-    def fail(self, exc: Exception) -> None:
-        """The oldest waiting call fails as the database would."""
-        _, d = self.waiting.pop(0)
-        d.errback(exc)
-
-    def rows(self) -> list[tuple]:
-        return self.conn.execute(
-            "SELECT at, action, actor, target, reason, expires, address"
-            " FROM modlog ORDER BY id").fetchall()
 
 
 class RoomJournalTests(unittest.TestCase):

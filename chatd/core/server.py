@@ -341,6 +341,8 @@ class Server:
         self.stats.disconnected("shutdown", len(self._users))
         users, self._users = list(self._users.values()), {}
         for user in users:
+            if not user.rooms:  # logged in, their first room's history still loading
+                self.tell(user, ev.Notice(ev.next_id(), self._now(), "", text))
             for room in user.rooms:
                 room.discard(user)
             user.client.disconnect()

@@ -152,7 +152,8 @@ class Login:
             log.warn("failed {kind} login for {name} from {host}", kind=kind,
                      name=name, host=conn.host)
             failures.end(conn.host, failed=True)
-            conn.stats.failed_admin_logins += 1
+            if kind == ADMIN:
+                conn.stats.failed_admin_logins += 1
             conn.refuse("wrong password", error("wrong password"))
 
         def accepted(result):

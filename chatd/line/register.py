@@ -31,7 +31,7 @@ class Registration:
         user, server = conn.member, conn.server
         if user.admin:
             raise RoomError("admins log in with their password already")
-        if user.registered or server.is_registered_name(user.name):
+        if server.is_registered_name(user.name):  # the users file, as chatd-admin left it
             raise RoomError(f"{user.name} is registered already")
         if server.registration == "off" or conn.factory.registrar is None:
             raise RoomError("registration is off on this server")
