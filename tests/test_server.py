@@ -149,6 +149,13 @@ class TalkTests(RoomTestCase):
         self.assertEqual(bob.lines(), ["<alice> public first", "[alice] then private"])
         self.assertEqual(alice.lines(), ["[->bob] then private"])
 
+    def test_private_to_yourself(self):
+        """/msg to yourself shows both sides, as it always did: received, then sent."""
+        alice_m, alice = self.join("alice")
+        alice.lines()
+        self.server.private(alice_m, "ALICE", "note to self")
+        self.assertEqual(alice.lines(), ["[alice] note to self", "[->alice] note to self"])
+
     def test_private_to_nobody(self):
         """A private message to someone not online is refused."""
         alice_m, _ = self.join("alice")

@@ -84,7 +84,7 @@ class ChatRealm:
         server = self._server
         user = server.login(name, mind.client, admin=mind.kind == ADMIN,
                             address=mind.address, registered=mind.kind == REGISTERED)
-        return IChatUser, user, lambda: server.logout(user)
+        return IChatUser, user, user.logout
 
 
 def make_portal(server: Server, *password_checkers) -> portal.Portal:

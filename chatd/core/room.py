@@ -70,10 +70,19 @@ class User:
     address: str | None = None
     registered: bool = False
     rooms: tuple[Room, ...] = field(default=(), repr=False)  # the rooms they are in
+    # The name's key, made once: every dict and list of users shares this
+    # one string (an idle user should stay small).
+    key: str = field(init=False, repr=False)
+    # Where logout() goes: the server that logged them in.
+    server: object = field(default=None, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        return name_key(self.name)
+    def __post_init__(self) -> None:
+        self.key = name_key(self.name)
+
+    def logout(self) -> bool:
+        """Leave every room and free the name (the cred logout); False if
+        already logged out."""
+        return self.server.logout(self) if self.server is not None else False
 
     @property
     def label(self) -> str:

@@ -145,7 +145,7 @@ class Server:
             self.tell(old, ev.Replaced(ev.next_id(), self._now(), "", old.name))
             self.logout(old, cause="logged in from elsewhere", count_as="replaced")
             old.client.disconnect()
-        user = User(name, client, admin, address, registered)
+        user = User(name, client, admin, address, registered, server=self)
         self._users[user.key] = user
         self.stats.joined(len(self._users))
         return user
@@ -303,7 +303,8 @@ class Server:
             raise NoSuchUser(f"no such user: {target_name}")
         event = ev.Private(ev.next_id(), self._now(), "", user.name, target.name, text)
         self.tell(target, event)
-        self.tell(user, event)
+        if target is not user:
+            self.tell(user, event)
 
     def set_topic(self, user: User, room: Room, text: str) -> None:
         """The room's topic, shown to whoever enters; everyone in it is told."""

@@ -119,10 +119,13 @@ class LineFormat:
 
     def lines_for(self, event: ev.Event, viewer: str) -> list[str]:
         kind = type(event)
-        if kind is ev.Private:
+        if kind is ev.Private:  # to yourself: both lines
+            lines = []
+            if event.target == viewer:
+                lines.append(f"[{event.sender}] {event.text}")
             if event.sender == viewer:
-                return [f"[->{event.target}] {event.text}"]
-            return [f"[{event.sender}] {event.text}"]
+                lines.append(f"[->{event.target}] {event.text}")
+            return lines
         if kind is ev.Welcome:
             return _welcome(event)
         if kind is ev.Replaced:

@@ -61,7 +61,7 @@ HELP = [
     "commands:",
     "  /who                 who is in this room (@ marks admins)",
     "  /rooms               the rooms and how many are in each",
-    "  /join ROOM           go to ROOM (made if it does not exist)",
+    "  /join ROOM           go to ROOM (made if it does not exist, where allowed)",
     "  /part                back to the room everyone lands in",
     "  /topic               this room's topic",
     "  /register            protect your name with a password",
@@ -105,7 +105,10 @@ class CommandContext(Protocol):
     @property
     def server(self) -> Server: ...
 
-    registrar: object  # registrar(name, password) -> Deferred, or None
+    @property
+    def registrar(self):
+        """registrar(name, password) -> Deferred stores a registered name;
+        None where /register is unavailable."""
 
     @property
     def stats(self) -> Stats: ...

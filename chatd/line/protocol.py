@@ -96,6 +96,11 @@ class ChatProtocol(LineReceiver):
         return self.factory.server
 
     @property
+    def registrar(self):
+        """How /register stores a name (CommandContext): the factory's."""
+        return self.factory.registrar
+
+    @property
     def member(self) -> User | None:
         """The logged-in user while they are in a room (CommandContext)."""
         return self.user if self.here is not None else None
@@ -262,7 +267,13 @@ class ChatProtocol(LineReceiver):
         is valid, so no kind of line can make the server answer faster than
         the limit.  Too many refusals and the server closes the connection.
         """
-        if self._flood is None or self._flood.take():
+        flood = self._flood
+        if flood is None:
+            if self.outbox is None:  # not even connected: nothing to limit
+                return True
+            # Made at the first line in the room: an idle user stays small.
+            flood = self._flood = self.factory.gate.flood_bucket()
+        if flood.take():
             return True
         limits = self.factory.limits
         if self._refused is None:  # most people never flood: no history until then
@@ -335,8 +346,9 @@ class ChatProtocol(LineReceiver):
         """The user is in room, shown here from now on (Login- and CommandContext)."""
         if self._login is not None:
             self._login = None
-            # Login lines had their own bucket; the room starts with a full one.
-            self._flood = self.factory.gate.flood_bucket()
+            # Login lines had their own bucket; the room starts with a full
+            # one, made at the first line (_allowed).
+            self._flood = None
             self._watch_idle()
         self.here = room
 

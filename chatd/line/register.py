@@ -33,7 +33,7 @@ class Registration:
             raise RoomError("admins log in with their password already")
         if server.is_registered_name(user.name):  # the users file, as chatd-admin left it
             raise RoomError(f"{user.name} is registered already")
-        if server.registration == "off" or conn.factory.registrar is None:
+        if server.registration == "off" or conn.registrar is None:
             raise RoomError("registration is off on this server")
         if server.registration == "admins":
             raise RoomError("only an admin can register a name on this server")
@@ -58,7 +58,7 @@ class Registration:
         user = conn.member
         if user is None:
             return
-        d = conn.factory.registrar(user.name, password)
+        d = conn.registrar(user.name, password)
         self._first = None
 
         def done(_):
