@@ -113,6 +113,16 @@ def session_after(lines: list[str], user: str | None = "zoe") -> tuple:
     return client, transport
 
 
+def test_register_in_the_room_never_sends_the_login_password(monkeypatch):
+    """/register's `? password` in the room asks the person for a new one;
+    CHATD_PASSWORD (this login's password) is never sent for it."""
+    monkeypatch.setenv("CHATD_PASSWORD", "login-password")
+    client, transport = session_after(["* welcome to chatd", "? username",
+                                       "* logged in as zoe in chatd", "? password"])
+    assert b"login-password" not in transport.value()
+    assert client.front.asked == ["in as zoe", "password"]
+
+
 @pytest.mark.parametrize("last, code", [
     ("* bye", Exit.OK),
     ("! you were kicked by boss: flooding", Exit.KICKED),

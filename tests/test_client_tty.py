@@ -197,6 +197,30 @@ def test_password_prompt_never_echoes_and_ctrl_d_quits(port, panes):
     pane.assert_terminal_restored()
 
 
+def test_register_hides_the_new_password_and_chat_goes_on(port, panes):
+    """/register at the terminal: both passwords are typed unseen, then the
+    prompt is the chat prompt again and lines are said as before."""
+    me, secret = f"reg{next(_names)}", "a-new-secret-pw"
+    pane = panes("--user", me, "127.0.0.1", str(port))
+    pane.wait_last(f"{me}>")
+    pane.type("/register")
+    pane.keys("Enter")
+    pane.wait_last(f"password for {me}:")
+    for _ in range(2):
+        pane.type(secret)
+        assert not any(secret in line for line in pane.lines())
+        pane.keys("Enter")
+    screen = pane.wait(lambda s: any(f"* {me} is registered" in line for line in s),
+                       "the registration")
+    assert not any(secret in line for line in screen)
+    pane.wait_last(f"{me}>")
+    pane.type("still here")
+    pane.keys("Enter")
+    pane.wait(lambda s: any(f"<{me}> still here" in line for line in s), "the line said")
+    pane.keys("C-d")
+    assert pane.exit_code() == Exit.OK
+
+
 def test_username_asked_and_asked_again(port, panes):
     """Without --user the name is typed; a taken name can be retried."""
     taken = f"eve{next(_names)}"

@@ -149,7 +149,9 @@ class Session(LineReceiver):
         elif line == "? username":
             self._ask_username(front)
         elif line == "? password":
-            password = os.environ.get("CHATD_PASSWORD")
+            # In the room it is /register asking for a new password: typed,
+            # never CHATD_PASSWORD (the password this login used).
+            password = None if self.in_room else os.environ.get("CHATD_PASSWORD")
             if password is not None:
                 self.send_line(password)
             else:

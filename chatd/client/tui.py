@@ -333,7 +333,10 @@ class TerminalFrontEnd(insults.TerminalProtocol):
             return
         if purpose == "username" and not text.strip():
             return
-        self._set(None, "")
+        if session.in_room:  # /register's password: then back to chatting
+            self._set("chat", f"{session.name}> ")
+        else:
+            self._set(None, "")
         if purpose == "username":
             session.send_username(text.strip())
         else:
