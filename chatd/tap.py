@@ -60,7 +60,8 @@ class Options(usage.Options):
     optParameters = [
         ["config", "c", None, "TOML config file (see the sample named below)."],
         ["data-dir", "d", None,
-         "Directory for the ban database and admin accounts [default: var]."],
+         "Directory for the database (bans, journal, history) and the admin"
+         " and user accounts [default: var]."],
     ]
 
     def __init__(self):
