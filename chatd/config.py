@@ -75,6 +75,10 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     # Endpoints for the Prometheus /metrics page; empty: off.
     metrics: list[str] = field(default_factory=list)
+    # IRC listeners ([irc] listen); empty: no IRC.
+    irc: list[str] = field(default_factory=list)
+    # The IRC server's name in prefixes and numerics ([irc] server_name); "": the host name.
+    irc_server_name: str = ""
     # Rooms that always exist, besides `room`, where everyone lands.
     rooms: list[str] = field(default_factory=list)
     # Whether /join may create a room that is not configured.
@@ -125,10 +129,10 @@ def load(path: str | Path | None) -> Settings:
         raise ConfigError(f"config file {path}: {e}") from e
     except UnicodeDecodeError as e:
         raise ConfigError(f"config file {path} is not UTF-8 (byte {e.start})") from e
-    unknown = set(doc) - {"server", "limits", "metrics"}
+    unknown = set(doc) - {"server", "limits", "metrics", "irc"}
     if unknown:
         raise ConfigError(f"unknown table [{sorted(unknown)[0]}] in {path}")
-    for table in ("server", "limits", "metrics"):
+    for table in ("server", "limits", "metrics", "irc"):
         if not isinstance(doc.get(table, {}), dict):
             raise ConfigError(f"{table} must be a table: [{table}]")
     server = dict(doc.get("server", {}))
@@ -150,8 +154,10 @@ def load(path: str | Path | None) -> Settings:
         server_values["motd"] = "\n".join(clean(line) for line in lines)
     if len(server_values.get("room", "").splitlines()) > 1:
         raise ConfigError("server.room must be one line")
+    irc_listen, irc_name = _irc(doc.get("irc", {}))
     settings = Settings(**server_values, limits=Limits(**limits),
-                        metrics=_metrics_listen(doc.get("metrics", {})))
+                        metrics=_metrics_listen(doc.get("metrics", {})),
+                        irc=irc_listen, irc_server_name=irc_name)
     _check_server(settings)
     settings.limits.check()
     return settings
@@ -176,6 +182,20 @@ def _check_server(settings: Settings) -> None:
                           f" not {settings.registration!r}")
     if not 0 <= settings.history <= HISTORY_MAX:
         raise ConfigError(f"server.history must be at least 0 (off) and at most {HISTORY_MAX}")
+
+
+def _irc(table: dict) -> tuple[list[str], str]:
+    """[irc] listen (endpoint strings) and server_name."""
+    for key in table:
+        if key not in ("listen", "server_name"):
+            raise ConfigError(f"unknown key irc.{key}")
+    listen = table.get("listen", [])
+    if not isinstance(listen, list) or not all(isinstance(item, str) for item in listen):
+        raise ConfigError("irc.listen must be a list of endpoint strings")
+    name = table.get("server_name", "")
+    if not isinstance(name, str) or any(c in name for c in " \t\r\n:!@\0"):
+        raise ConfigError("irc.server_name must be a host-like name (no spaces, ':', '!' or '@')")
+    return listen, name
 
 
 def _metrics_listen(table: dict) -> list[str]:

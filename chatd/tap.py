@@ -33,6 +33,7 @@ from chatd.core.server import Server
 from chatd.core.stats import Stats, StatsService
 from chatd.core.store import BanStore, SchemaTooNew
 from chatd.datadir import StartError
+from chatd.irc.factory import IrcFactory
 from chatd.line.factory import ChatFactory
 from chatd.reload import ReloadService
 from chatd.sockets import with_backlog
@@ -50,11 +51,12 @@ SAMPLE_CONFIG = Path(__file__).parent / "etc" / "chatd.toml"
 
 
 class Options(usage.Options):
-    synopsis = ("[--listen ENDPOINT ...] [--config FILE] [--data-dir DIR]"
-                " [--metrics ENDPOINT ...]")
+    synopsis = ("[--listen ENDPOINT ...] [--irc ENDPOINT ...] [--config FILE]"
+                " [--data-dir DIR] [--metrics ENDPOINT ...]")
     longdesc = (
         "Serve moderated chat rooms over a line protocol (telnet, netcat "
-        "or chatd-client).  Options override the config file; see "
+        "or chatd-client) and, with --irc, to IRC clients (room ROOM is "
+        "#ROOM).  Options override the config file; see "
         f"{SAMPLE_CONFIG} for every key.  Admin accounts: chatd-admin."
     )
     optParameters = [
@@ -68,12 +70,17 @@ class Options(usage.Options):
         super().__init__()
         self["listen"] = []
         self["metrics"] = []
+        self["irc"] = []
 
     def opt_listen(self, endpoint: str) -> None:
         """Listen on ENDPOINT, a Twisted endpoint string such as tcp:4000, tcp:4000:interface=127.0.0.1 or ssl:4443:privateKey=key.pem:certKey=cert.pem (repeatable) [default: tcp:4000]."""  # noqa: E501
         self["listen"].append(endpoint)
 
     opt_l = opt_listen
+
+    def opt_irc(self, endpoint: str) -> None:
+        """Serve IRC on ENDPOINT, such as tcp:6667 or ssl:6697:privateKey=key.pem:certKey=cert.pem (repeatable) [default: off]."""  # noqa: E501
+        self["irc"].append(endpoint)
 
     def opt_version(self) -> None:
         """Display chatd's version and exit."""
@@ -93,6 +100,8 @@ class Options(usage.Options):
             settings.data_dir = self["data-dir"]
         if self["metrics"]:
             settings.metrics = list(self["metrics"])
+        if self["irc"]:
+            settings.irc = list(self["irc"])
         return settings
 
     def postOptions(self) -> None:
@@ -285,6 +294,10 @@ def makeService(options: Options, reactor=None) -> service.MultiService:
     line = ChatFactory(server, portal, gate, reactor,
                        registrar=lambda name, password: register_user(users, name, password))
     front_ends = [(line, settings.listen)]
+    if settings.irc:
+        irc = IrcFactory(server, portal, gate, reactor,
+                         server_name=settings.irc_server_name or None)
+        front_ends.append((irc, settings.irc))
 
     top = service.MultiService()
     top.setName("chatd")

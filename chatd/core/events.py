@@ -75,11 +75,13 @@ class Joined(Event):
 @dataclass(slots=True)
 class Left(Event):
     """name left: reason is their own words, cause the server's ("idle
-    timeout", "joined games")."""
+    timeout", "joined games"); quit if they left the server, not only
+    this room (IRC shows QUIT rather than PART)."""
 
     name: str
     reason: str = ""
     cause: str = ""
+    quit: bool = True
 
 
 @dataclass(slots=True)

@@ -222,10 +222,10 @@ class Server:
             log.info("{name} joined {room}", name=user.name, room=room.name)
         return room
 
-    def part(self, user: User, room: Room, cause: str = "") -> None:
+    def part(self, user: User, room: Room, cause: str = "", reason: str = "") -> None:
         """user leaves room (staying logged in); the room is told."""
         if room.discard(user):
-            room.broadcast(room.event(ev.Left, user.name, "", cause))
+            room.broadcast(room.event(ev.Left, user.name, reason, cause, quit=False))
             self._maybe_close(room)
 
     def rename_room(self, room: Room, name: str) -> None:
