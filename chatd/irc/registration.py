@@ -185,7 +185,8 @@ class Registration:
         self._logging_in = True
         done = defer.Deferred()
         self._conn.hold_until(done)
-        d = self._conn.factory.portal.login(creds, Mind(self._conn, self._conn.host, kind), IChatUser)
+        conn = self._conn
+        d = conn.factory.portal.login(creds, Mind(conn, conn.host, kind), IChatUser)
 
         def accepted(result):
             if checked:
