@@ -34,7 +34,7 @@ from chatd.line.codec import LINE, encode, error, notice, prompt
 from chatd.line.commands import Commands
 from chatd.line.login import Login, LoginState
 from chatd.line.outbox import Outbox
-from chatd.sockets import peer_host, tcp_socket, tune_client_socket
+from chatd.sockets import peer_host, tune_client
 
 log = Logger()
 
@@ -127,13 +127,7 @@ class ChatProtocol(LineReceiver):
         limits = self.factory.limits
         self.outbox = Outbox(self.transport, limits, self._send_queue_exceeded)
         self.host = peer_host(self.transport)
-        sock = tcp_socket(self.transport)
-        if sock is not None:
-            try:
-                tune_client_socket(sock, limits.keepalive_idle, limits.keepalive_interval,
-                                   limits.keepalive_count)
-            except OSError as e:  # the peer may be gone already; admission must still run
-                log.warn("socket options for {host} not set: {why}", host=self.host, why=e)
+        tune_client(self.transport, limits)
         self.transport.registerProducer(self.outbox, self.outbox.streaming)
         refusal = self.factory.admit(self)
         if refusal is not None:
