@@ -88,6 +88,10 @@ class IrcConnection(LineReceiver):
         self._abort_timer = self.factory.clock.callLater(CLOSE_GRACE,
                                                          self.transport.abortConnection)
 
+    def removed(self, room) -> None:
+        """IClient: the core took the user out of room; the KICK line it sent
+        told the client, which leaves the channel by itself."""
+
     # -- connection ---------------------------------------------------
 
     def connectionMade(self):
