@@ -307,6 +307,12 @@ class IrcConnection(LineReceiver):
         if command == "NICK":
             self.registration.irc_NICK(params)
             return
+        if command in ("PASS", "USER"):
+            self.reply(irc.ERR_ALREADYREGISTRED, "You may not reregister")
+            return
+        if command == "AUTHENTICATE":
+            self.reply("907", "You have already authenticated")
+            return
         self.commands.run(command, params)
 
     # -- registration -------------------------------------------------
