@@ -74,7 +74,7 @@ class Commands:
         conn.reply(irc.RPL_WELCOME, f"Welcome to chatd, {conn.nick}")
         conn.reply(irc.RPL_YOURHOST, f"Your host is {name}, running chatd {__version__}")
         conn.reply(irc.RPL_CREATED, "This server speaks chatd's rooms as channels")
-        conn.reply(irc.RPL_MYINFO, name, f"chatd-{__version__}", "io", "bmo", "")
+        conn.reply(irc.RPL_MYINFO, name, f"chatd-{__version__}", "io", "bmo", "b")
         for start in range(0, len(ISUPPORT), 12):
             conn.reply(irc.RPL_ISUPPORT, *ISUPPORT[start:start + 12],
                        "are supported by this server")
