@@ -15,7 +15,13 @@ from twisted.words.protocols import irc
 from chatd import __version__
 from chatd.core.errors import Muted, NoSuchRoom, NoSuchUser, RoomError
 from chatd.core.room import Room, User
-from chatd.core.text import NAME_MAX, clean, valid_name
+from chatd.core.text import (
+    NAME_MAX,
+    clean,
+    clean_keeping_formatting,
+    strip_formatting,
+    valid_name,
+)
 
 log = Logger()
 
@@ -51,19 +57,23 @@ class Commands:
 
     # -- helpers ------------------------------------------------------
 
-    def _room(self, name: str, joined: bool = True) -> Room | None:
-        """The room for channel name, answering 403/442 when there is none."""
+    def _room(self, name: str, joined: bool = True, quiet: bool = False) -> Room | None:
+        """The room for channel name, answering 403/442 (unless quiet: NOTICE
+        never gets an error reply) when there is none."""
         conn = self._conn
         room = conn.server.room(name[1:]) if name.startswith("#") else None
         if room is None:
-            conn.reply(irc.ERR_NOSUCHCHANNEL, name, "No such channel")
+            if not quiet:
+                conn.reply(irc.ERR_NOSUCHCHANNEL, name, "No such channel")
             return None
         if joined and room not in self.user.rooms:
-            conn.reply(irc.ERR_NOTONCHANNEL, name, "You're not on that channel")
+            if not quiet:
+                conn.reply(irc.ERR_NOTONCHANNEL, name, "You're not on that channel")
             return None
         return room
 
     def _label(self, user: User) -> str:
+        # Admins (@) are the only prefix there is, so multi-prefix changes nothing.
         return ("@" if user.admin else "") + user.name
 
     # -- after registration -------------------------------------------
@@ -170,22 +180,33 @@ class Commands:
                 conn.reply(irc.ERR_NOTEXTTOSEND, "No text to send")
             return
         raw = params[1]
-        action = raw.startswith("\x01ACTION ") and raw.endswith("\x01")
-        text = clean(raw[8:-1] if action else raw)
+        action = raw.startswith("\x01ACTION ")
+        if action:
+            raw = raw[8:].removesuffix("\x01")
+        elif raw.startswith("\x01"):
+            return  # other CTCP (VERSION, PING...): not a thing to show anyone
+        rich = clean_keeping_formatting(raw)
+        text = strip_formatting(rich)
         if not text.strip():
             return
+        if rich == text:
+            rich = ""
         for target in params[0].split(","):
             try:
                 if target.startswith("#"):
-                    room = self._room(target)
+                    room = self._room(target, quiet=notice)
                     if room is None:
                         continue
                     if action:
-                        conn.server.action(self.user, room, text)
+                        conn.server.action(self.user, room, text, rich)
                     else:
-                        conn.server.say(self.user, room, text)
+                        conn.server.say(self.user, room, text, rich)
                 else:
                     conn.server.private(self.user, target, text)
+                    found = conn.server.get(target)  # there: private() did not raise
+                    away = getattr(found.client, "away", None)
+                    if away and not notice:
+                        conn.reply(irc.RPL_AWAY, found.name, away)
             except Muted:
                 if not notice:
                     conn.reply(irc.ERR_CANNOTSENDTOCHAN, target, "Cannot send: you are muted")

@@ -155,10 +155,13 @@ class IrcConnection(LineReceiver):
 
     def send(self, *lines: str) -> None:
         """Lines to this client alone, in order with what its rooms sent."""
+        self.send_bytes(b"".join((line + "\r\n").encode("utf-8") for line in lines))
+
+    def send_bytes(self, data: bytes) -> None:
+        """Rendered lines to this client alone, in order with what its rooms sent."""
         if self.user is not None:
             for room in self.user.rooms:
                 room.settle(self.user)
-        data = b"".join((line + "\r\n").encode("utf-8") for line in lines)
         self.stats.bytes_sent += len(data)
         self.outbox.write(data)
 
@@ -167,12 +170,7 @@ class IrcConnection(LineReceiver):
         *middle, last = params or ("",)
         head = " ".join([f":{self.server_name}", numeric, self.nick, *middle])
         prefix = f"{head} :".encode()
-        data = b"".join(split_text(prefix, last))
-        if self.user is not None:
-            for room in self.user.rooms:
-                room.settle(self.user)
-        self.stats.bytes_sent += len(data)
-        self.outbox.write(data)
+        self.send_bytes(b"".join(split_text(prefix, last)))
 
     def error(self, text: str) -> None:
         """ERROR and close (IRC's way of ending a connection)."""
