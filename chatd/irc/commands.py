@@ -216,8 +216,11 @@ class Commands:
                     conn.reply(irc.ERR_NOSUCHNICK, target, "No such nick/channel")
                 continue
             if "echo-message" in conn.caps:
-                body = f"\x01ACTION {text}\x01" if action else text
-                conn.send(f":{conn.wire.source(self.user.name)} {verb} {target} :{body}")
+                body = rich or text
+                if action:
+                    body = f"\x01ACTION {body}\x01"
+                conn.send_bytes(conn.wire.echo(conn.server.now(), self.user.name, verb,
+                                               target, body))
 
     def irc_NOTICE(self, params: list[str]) -> None:
         self.irc_PRIVMSG(params, notice=True)
@@ -294,10 +297,24 @@ class Commands:
         conn = self._conn
         text = clean(params[0]) if params and params[0] else ""
         conn.away = text or None
+        self._away_notify(text)
         if text:
             conn.reply(irc.RPL_NOWAWAY, "You have been marked as being away")
         else:
             conn.reply(irc.RPL_UNAWAY, "You are no longer marked as being away")
+
+    def _away_notify(self, text: str) -> None:
+        """Tell the IRC clients with away-notify who share a channel with this
+        user (the core has no away: it is the IRC front end's)."""
+        user = self.user
+        line = f":{self._conn.wire.source(user.name)} AWAY" + (f" :{text}" if text else "")
+        told = {user}
+        for room in user.rooms:
+            for member in room.members:
+                if member not in told:
+                    told.add(member)
+                    if "away-notify" in getattr(member.client, "caps", ()):
+                        member.client.send(line)
 
     def irc_MODE(self, params: list[str]) -> None:
         conn = self._conn

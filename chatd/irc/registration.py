@@ -27,7 +27,9 @@ from chatd.core.text import clean, valid_name
 log = Logger()
 
 # IRCv3 capabilities offered (CAP LS).
-CAPS = ("server-time", "message-tags", "echo-message", "multi-prefix", "batch", "sasl")
+# multi-prefix: admins' @ is the only prefix there is, so it changes nothing.
+CAPS = ("server-time", "message-tags", "echo-message", "multi-prefix", "away-notify",
+        "batch", "sasl")
 
 
 class Registration:
