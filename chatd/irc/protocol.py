@@ -56,6 +56,9 @@ class IrcConnection(LineReceiver):
         self._held: list | None = None
         self._lag: deque[bytes] = deque()  # lines over the flood limit, waiting
         self._lag_timer = None
+        self._ping_timer = None  # keepalive, once registered
+        self._last_input = 0.0
+        self._pinged: float | None = None  # when the keepalive PING went
         self._skipping = False  # the rest of an over-long line is still coming
         self._after: bytes | None = None  # what followed an over-long line
         self._logout = None
@@ -140,7 +143,7 @@ class IrcConnection(LineReceiver):
         if self.outbox is not None:
             self.outbox.close()
         self._lag.clear()
-        for call in (self._login_timer, self._abort_timer, self._lag_timer):
+        for call in (self._login_timer, self._abort_timer, self._lag_timer, self._ping_timer):
             if call is not None and call.active():
                 call.cancel()
         logout = self._logout
@@ -181,6 +184,7 @@ class IrcConnection(LineReceiver):
     # -- reading ------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
+        self._last_input = self.factory.clock.seconds()
         if self._skipping:  # the tail of an over-long line: dropped up to its end
             end = data.find(b"\n")
             if end < 0:
@@ -329,6 +333,31 @@ class IrcConnection(LineReceiver):
         self._flood = self.factory.gate.flood_bucket()
         self.commands = Commands(self)
         self.commands.welcome()
+        idle = self.factory.gate.limits.keepalive_idle
+        self._ping_timer = self.factory.clock.callLater(idle, self._keepalive)
+
+    def _keepalive(self) -> None:
+        """keepalive_idle seconds without a byte from the client: PING it;
+        as long again without an answer (or anything): ERROR and close."""
+        clock, idle = self.factory.clock, self.factory.gate.limits.keepalive_idle
+        now = clock.seconds()
+        self._ping_timer = None
+        if self._closing:
+            return
+        if self._pinged is not None and self._last_input < self._pinged:
+            user = self._forget_user()
+            self.error(f"Ping timeout: {idle} seconds")
+            if user is not None:
+                self.server.logout(user, cause="ping timeout", count_as="ping timeout")
+            return
+        quiet = now - self._last_input
+        if quiet < idle:
+            self._pinged = None
+            self._ping_timer = clock.callLater(idle - quiet, self._keepalive)
+            return
+        self._pinged = now
+        self.send(f"PING :{self.server_name}")
+        self._ping_timer = clock.callLater(idle, self._keepalive)
 
     def wire_changed(self) -> None:
         """Capabilities changed after registration: rooms must see the new format."""
