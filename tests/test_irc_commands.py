@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.helpers import join
 from tests.helpers_irc import IrcTestCase, numerics
 
 
@@ -154,6 +155,23 @@ class ChannelTests(IrcTestCase):
             ":test.irc 352 bob #testroom alice test.irc test.irc alice H :0 alice",
             ":test.irc 352 bob #testroom boss test.irc test.irc boss H@ :0 boss",
             ":test.irc 315 bob #testroom :End of WHO list"])
+
+    def test_names_many_long_nicks_never_cut(self):
+        """A full room's NAMES comes in several 353 lines of at most 512 bytes,
+        no nick cut in two: the client's nick list is right."""
+        nicks = [f"user{i:02d}" + "x" * 18 for i in range(60)]
+        for nick in nicks:
+            join(self.h.server, nick)
+        self.h.say(self.bob, "NAMES #testroom")
+        raw = self.bob.transport.value()
+        self.assertTrue(all(len(line) + 2 <= 512 for line in raw.split(b"\r\n")))
+        out = self.h.lines(self.bob)
+        self.assertGreater(len(out), 3)
+        listed = []
+        for line in out[:-1]:
+            self.assertTrue(line.startswith(":test.irc 353 bob = #testroom :"))
+            listed += line.split(" :", 1)[1].split(" ")
+        self.assertEqual(listed, sorted(["alice", *nicks]))
 
     def test_whois(self):
         """WHOIS: 311, 319 channels, 312, 313 for admins, 301 away, 318; 401 for nobody."""

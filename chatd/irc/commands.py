@@ -22,6 +22,7 @@ from chatd.core.text import (
     strip_formatting,
     valid_name,
 )
+from chatd.irc.wire import LINE_MAX
 
 log = Logger()
 
@@ -141,9 +142,24 @@ class Commands:
         conn = self._conn
         labels = [self._label(user) for user in sorted(room.members, key=lambda u: u.key)]
         target = "#" + room.name
-        for start in range(0, len(labels), 40):
-            conn.reply(irc.RPL_NAMREPLY, "=", target, " ".join(labels[start:start + 40]))
+        self._reply_words(irc.RPL_NAMREPLY, ("=", target), labels)
         conn.reply(irc.RPL_ENDOFNAMES, target, "End of /NAMES list.")
+
+    def _reply_words(self, numeric: str, params: tuple[str, ...], words: list[str]) -> None:
+        """numeric with words as its last parameter, in as many lines as
+        needed to keep each within IRC's 512 bytes, never cutting a word."""
+        conn = self._conn
+        head = len(f":{conn.server_name} {numeric} {conn.nick} {' '.join(params)} :\r\n")
+        room, line = LINE_MAX - head, []
+        used = -1
+        for word in words:
+            if line and used + 1 + len(word) > room:
+                conn.reply(numeric, *params, " ".join(line))
+                line, used = [], -1
+            line.append(word)
+            used += 1 + len(word)
+        if line:
+            conn.reply(numeric, *params, " ".join(line))
 
     def irc_NAMES(self, params: list[str]) -> None:
         if not params:
@@ -257,8 +273,8 @@ class Commands:
             return
         conn.reply(irc.RPL_WHOISUSER, user.name, user.name, conn.server_name, "*", user.name)
         if user.rooms:
-            conn.reply(irc.RPL_WHOISCHANNELS, user.name, " ".join(
-                ("@" if user.admin else "") + "#" + room.name for room in user.rooms))
+            self._reply_words(irc.RPL_WHOISCHANNELS, (user.name,), [
+                ("@" if user.admin else "") + "#" + room.name for room in user.rooms])
         conn.reply(irc.RPL_WHOISSERVER, user.name, conn.server_name, "chatd")
         if user.admin:
             conn.reply(irc.RPL_WHOISOPERATOR, user.name, "is an IRC operator (chatd admin)")
