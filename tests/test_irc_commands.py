@@ -211,6 +211,18 @@ class ChannelTests(IrcTestCase):
                                ":test.irc 322 bob #testroom 1 :",
                                ":test.irc 323 bob :End of /LIST"])
 
+    def test_list_filter_ison_userhost_tagmsg(self):
+        """LIST #a lists that one; ISON and USERHOST tell who is online (as
+        irssi's notify list asks); TAGMSG (typing notices) is taken silently."""
+        self.h.say(self.bob, "JOIN #games", "LIST #Games", "ISON alice ghost Bob",
+                   "USERHOST alice ghost", "@+typing=active TAGMSG #games")
+        out = self.h.lines(self.bob)[3:]
+        self.assertEqual(out, [":test.irc 321 bob Channel :Users  Name",
+                               ":test.irc 322 bob #games 1 :",
+                               ":test.irc 323 bob :End of /LIST",
+                               ":test.irc 303 bob :alice bob",
+                               ":test.irc 302 bob :alice=+alice@test.irc"])
+
     def test_away_and_away_notify(self):
         """AWAY text 306, AWAY 305; IRC clients with away-notify in a shared
         channel see `AWAY :text` and `AWAY`, others see nothing."""

@@ -304,10 +304,31 @@ class Commands:
 
     def irc_LIST(self, params: list[str]) -> None:
         conn = self._conn
+        wanted = {name.lower() for name in params[0].split(",")} if params else None
         conn.reply(irc.RPL_LISTSTART, "Channel", "Users  Name")
         for room in conn.server.rooms:
-            conn.reply(irc.RPL_LIST, "#" + room.name, str(len(room)), room.topic)
+            if wanted is None or "#" + room.key in wanted:
+                conn.reply(irc.RPL_LIST, "#" + room.name, str(len(room)), room.topic)
         conn.reply(irc.RPL_LISTEND, "End of /LIST")
+
+    def irc_ISON(self, params: list[str]) -> None:
+        """Which of these nicks are online (irssi's notify list asks)."""
+        found = (self._conn.server.get(nick) for nick in " ".join(params).split())
+        self._conn.reply(irc.RPL_ISON, " ".join(user.name for user in found if user))
+
+    def irc_USERHOST(self, params: list[str]) -> None:
+        conn, out = self._conn, []
+        for nick in params[:5]:
+            user = conn.server.get(nick)
+            if user is not None:
+                away = "-" if getattr(user.client, "away", None) else "+"
+                oper = "*" if user.admin else ""
+                out.append(f"{user.name}{oper}={away}{user.name}@{conn.server_name}")
+        conn.reply(irc.RPL_USERHOST, " ".join(out))
+
+    def irc_TAGMSG(self, params: list[str]) -> None:
+        """Client-only tags (typing...) are not relayed, and need no answer:
+        message-tags clients send them, and must not get 421."""
 
     def irc_AWAY(self, params: list[str]) -> None:
         conn = self._conn
