@@ -192,8 +192,9 @@ class PasswordTests(IrcTestCase):
         self.assertTrue(self.closed(p))
 
     def test_sasl_errors(self):
-        """Malformed SASL data 904, * aborts (906), another mechanism 908 + 904;
-        without the sasl cap AUTHENTICATE fails (904)."""
+        """Malformed SASL data 904 (an account that is no valid name too), *
+        aborts (906), another mechanism 908 + 904; without the sasl cap
+        AUTHENTICATE fails (904)."""
         p = self.h.irc()
         self.h.say(p, "AUTHENTICATE PLAIN")
         self.assertEqual(numerics(self.h.lines(p)), ["904"])
@@ -203,6 +204,8 @@ class PasswordTests(IrcTestCase):
         self.assertEqual(numerics(self.h.lines(p)), ["AUTHENTICATE", "904"])
         self.h.say(p, "AUTHENTICATE PLAIN", "AUTHENTICATE " + base64.b64encode(
             b"no-nul").decode())
+        self.assertEqual(numerics(self.h.lines(p)), ["AUTHENTICATE", "904"])
+        self.h.say(p, "AUTHENTICATE PLAIN", "AUTHENTICATE " + plain("x\r\nQUIT y", "pw"))
         self.assertEqual(numerics(self.h.lines(p)), ["AUTHENTICATE", "904"])
         self.h.say(p, "AUTHENTICATE PLAIN", "AUTHENTICATE *")
         self.assertEqual(numerics(self.h.lines(p)), ["AUTHENTICATE", "906"])

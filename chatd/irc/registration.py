@@ -130,6 +130,9 @@ class Registration:
         except (binascii.Error, UnicodeDecodeError, ValueError):
             self._conn.reply("904", "SASL authentication failed")
             return
+        if not valid_name(account):  # no such account; and 900 echoes it
+            self._conn.reply("904", "SASL authentication failed")
+            return
         self._sasl = (account, password)
         self._conn.reply("900", f"{account}!{account}@{self._conn.server_name}", account,
                    f"You are now logged in as {account}")
