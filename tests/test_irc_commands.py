@@ -66,6 +66,19 @@ class ChannelTests(IrcTestCase):
         self.assertEqual(self.h.read(self.alice), ["* bob joined"])
         self.assertIsNotNone(self.h.server.room("games"))
 
+    def test_join_again_and_join_0(self):
+        """JOIN of a channel one is on says nothing; JOIN 0 leaves every channel."""
+        self.h.say(self.bob, "JOIN #testroom,#games")
+        self.h.lines(self.bob)
+        self.h.say(self.bob, "JOIN #TestRoom")
+        self.assertEqual(self.h.lines(self.bob), [])
+        self.h.say(self.bob, "JOIN 0")
+        self.assertEqual(self.h.lines(self.bob), [":bob!bob@test.irc PART #testroom :",
+                                                  ":bob!bob@test.irc PART #games :"])
+        self.assertEqual(self.h.server.get("bob").rooms, ())
+        self.h.say(self.bob, "JOIN 0")
+        self.assertEqual(self.h.lines(self.bob), [])
+
     def test_join_errors(self):
         """JOIN without a channel is 461; a bad name or a new room when rooms
         are closed is 403."""

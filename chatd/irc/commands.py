@@ -71,11 +71,16 @@ class Commands(Queries):
         if not params:
             conn.reply(irc.ERR_NEEDMOREPARAMS, "JOIN", "Not enough parameters")
             return None
+        if params[0] == "0":  # JOIN 0: leave every channel
+            self.irc_PART([",".join("#" + room.name for room in self.user.rooms)])
+            return None
         waits = []
         for name in params[0].split(","):
             if not name.startswith("#") or not valid_name(name[1:]):
                 conn.reply(irc.ERR_NOSUCHCHANNEL, name or "*", "No such channel")
                 continue
+            if conn.server.room(name[1:]) in self.user.rooms:
+                continue  # there already: nothing to say
             try:
                 d = conn.server.enter(self.user, name[1:])
             except NoSuchRoom:
@@ -97,7 +102,7 @@ class Commands(Queries):
             conn.reply(irc.ERR_NEEDMOREPARAMS, "PART", "Not enough parameters")
             return
         reason = clean(params[1]) if len(params) > 1 else ""
-        for name in params[0].split(","):
+        for name in filter(None, params[0].split(",")):
             room = self._room(name)
             if room is None:
                 continue
