@@ -54,6 +54,28 @@ class RegistrationTests(IrcTestCase):
             ":test.irc 410 * BOGUS :Invalid CAP command",
         ])
 
+    def test_unfinished_registration_times_out(self):
+        """A client that never finishes registering (here: no CAP END) is
+        closed after login_timeout with ERROR."""
+        p = self.h.irc()
+        self.h.say(p, "CAP LS 302", "NICK bob", "USER bob 0 * :Bob")
+        self.h.lines(p)
+        self.h.clock.advance(30)
+        self.assertEqual(self.h.lines(p), ["ERROR :Closing Link: 127.0.0.1 (login timed out)"])
+        self.assertTrue(self.closed(p))
+
+    def test_cap_req_after_registration_changes_what_arrives(self):
+        """CAP REQ :server-time once registered: the next room lines carry the tag."""
+        line = self.h.login("alice")
+        p = self.h.irc_login("bob")
+        self.h.say(p, "JOIN #testroom")
+        self.h.lines(p)
+        self.h.say(p, "CAP REQ :server-time")
+        self.assertEqual(self.h.lines(p), [":test.irc CAP bob ACK :server-time"])
+        self.h.send(line, "hi")
+        self.assertEqual(self.h.lines(p), [
+            "@time=1970-01-01T00:00:00.000Z :alice!alice@test.irc PRIVMSG #testroom :hi"])
+
     def test_name_rules_432(self):
         """A nick breaking the name rules gets 432 and may try again."""
         p = self.h.irc()
