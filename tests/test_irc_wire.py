@@ -92,10 +92,11 @@ class IrcWireTests(IrcTestCase):
             self.h.irc_close(carol)
 
     def test_same_bytes_shared_per_capability_set(self):
-        """IRC clients with the same capabilities get the very same bytes
-        object from the fan-out (rendered once); others get their own."""
+        """IRC clients whose capabilities give the same bytes get the very same
+        bytes object from the fan-out (rendered once); others get their own."""
         protos = {nick: self.joined(nick, caps=caps)
-                  for nick, caps in (("bob", ""), ("carol", ""), ("dave", "server-time"))}
+                  for nick, caps in (("bob", ""), ("carol", "message-tags echo-message"),
+                                     ("dave", "server-time"))}
         self.h.clock.advance(0)
         got = {}
         for nick, proto in protos.items():
