@@ -238,7 +238,8 @@ class ChannelTests(IrcTestCase):
 
     def test_away_and_away_notify(self):
         """AWAY text 306, AWAY 305; IRC clients with away-notify in a shared
-        channel see `AWAY :text` and `AWAY`, others see nothing."""
+        channel see `AWAY :text` and `AWAY`, others see nothing; one who joins
+        while away is shown away right after the JOIN."""
         carol = self.h.irc_login("carol", caps="away-notify")
         dave = self.h.irc_login("dave")
         for proto in (self.bob, carol, dave):
@@ -250,6 +251,13 @@ class ChannelTests(IrcTestCase):
         self.assertEqual(self.h.lines(carol), [":bob!bob@test.irc AWAY :brb",
                                                ":bob!bob@test.irc AWAY"])
         self.assertEqual(self.h.lines(dave), [])
+        self.h.say(self.bob, "AWAY :gone", "JOIN #games")
+        self.h.say(carol, "JOIN #games")
+        self.h.lines(carol)
+        self.h.say(self.bob, "PART #games", "JOIN #games")
+        self.assertEqual(self.h.lines(carol), [":bob!bob@test.irc PART #games :",
+                                               ":bob!bob@test.irc JOIN #games",
+                                               ":bob!bob@test.irc AWAY :gone"])
 
     def test_quit(self):
         """QUIT: ERROR to the client, closed; the room hears it left, with the reason."""

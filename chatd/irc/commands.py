@@ -95,6 +95,8 @@ class Commands(Queries):
     def _joined(self, room: Room | None) -> None:
         if room is not None:
             self._names(room)
+            if self._conn.away:  # away-notify: who joins away is shown away
+                self._away_notify(self._conn.away, (room,))
 
     def irc_PART(self, params: list[str]) -> None:
         conn = self._conn
@@ -199,13 +201,14 @@ class Commands(Queries):
         else:
             conn.reply(irc.RPL_UNAWAY, "You are no longer marked as being away")
 
-    def _away_notify(self, text: str) -> None:
-        """Tell the IRC clients with away-notify who share a channel with this
-        user (the core has no away: it is the IRC front end's)."""
+    def _away_notify(self, text: str, rooms: tuple[Room, ...] | None = None) -> None:
+        """Tell the IRC clients with away-notify who share a channel (of
+        rooms, by default all) with this user (the core has no away: it is
+        the IRC front end's)."""
         user = self.user
         line = f":{self._conn.wire.source(user.name)} AWAY" + (f" :{text}" if text else "")
         told = {user}
-        for room in user.rooms:
+        for room in user.rooms if rooms is None else rooms:
             for member in room.members:
                 if member not in told:
                     told.add(member)
