@@ -48,7 +48,9 @@ class Commands(Queries):
         except RoomError as e:
             self._conn.send(f":{self._conn.server_name} NOTICE {self._conn.nick} :{e}")
             return
-        if isinstance(result, defer.Deferred):
+        # Most commands return None: test that first (isinstance against
+        # Deferred, an ABC, was a tenth of the IRC input path).
+        if result is not None and isinstance(result, defer.Deferred):
             self._conn.hold_until(result)
 
     # -- after registration -------------------------------------------

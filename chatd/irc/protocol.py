@@ -60,7 +60,7 @@ class IrcConnection(LineReceiver):
         self._last_input = 0.0
         self._pinged: float | None = None  # when the keepalive PING went
         self._skipping = False  # the rest of an over-long line is still coming
-        self._after: bytes | None = None  # what followed an over-long line
+        self._partial = b""  # a line still waiting for its end (never over MAX_LENGTH)
         self._logout = None
         self.commands: Commands | None = None
 
@@ -189,10 +189,22 @@ class IrcConnection(LineReceiver):
                 return
             self._skipping = False
             data = data[end + 1:]
-        super().dataReceived(data)
-        while self._after is not None and not self._closing:
-            rest, self._after = self._after, None
-            super().dataReceived(rest)
+        # Split the whole read at once (LineReceiver copies the rest of the
+        # buffer for every line: a tenth of the IRC input path in the bench).
+        lines = data.split(b"\n")
+        if self._partial:
+            lines[0] = self._partial + lines[0]
+        self._partial = lines.pop()
+        for line in lines:
+            if self._closing:
+                return
+            if len(line) > self.MAX_LENGTH:
+                self._too_long()
+            else:
+                self.lineReceived(line)
+        if len(self._partial) > self.MAX_LENGTH:
+            self._partial, self._skipping = b"", True
+            self._too_long()
 
     def lineReceived(self, raw: bytes) -> None:
         if self._held is not None:
@@ -262,15 +274,9 @@ class IrcConnection(LineReceiver):
             return
         self.handle(command.upper(), params)
 
-    def lineLengthExceeded(self, line: bytes) -> None:
-        """LineReceiver would close: IRC answers 417 and keeps the connection,
-        dropping the whole over-long line and nothing after it."""
-        self._buffer = b""
-        _, end, rest = line.partition(self.delimiter)
-        if end:
-            self._after = rest or None
-        else:
-            self._skipping = True
+    def _too_long(self) -> None:
+        """An over-long line is dropped whole (nothing after it is lost), with
+        417; LineReceiver would have closed the connection."""
         if not self._closing:
             self.reply("417", "Input line was too long")
 
