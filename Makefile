@@ -24,7 +24,7 @@ run: $(VENV)/.installed
 	$(BIN)/twistd --pidfile= -n chatd --listen $(LISTEN) --data-dir $(DATA)
 
 test: $(VENV)/.installed-test
-	tests/ensure-tools.sh tmux openssl systemd-analyze:systemd systemd-socket-activate:systemd
+	tests/ensure-tools.sh tmux irssi weechat openssl systemd-analyze:systemd systemd-socket-activate:systemd
 	$(BIN)/python -m pytest -q tests
 
 # The benchmark against ngircd (docs/performance.md); BENCH_ARGS=--help.
