@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import socket
 
+from twisted.logger import Logger
+
+log = Logger()
+
 # Linux caps it at net.core.somaxconn (4096 by default since 5.4).
 DEFAULT_BACKLOG = 1024
 
@@ -89,6 +93,22 @@ def tcp_socket(transport) -> socket.socket | None:
 
 
 MAX_USER_TIMEOUT_MS = 2**31 - 1
+
+
+def tune_client(transport, limits) -> None:
+    """tune_client_socket on the TCP socket under a new connection's
+    transport (if it has one), with limits' keepalive settings.  A failure
+    is logged, not raised: the peer may be gone already, and admission
+    must still run."""
+    sock = tcp_socket(transport)
+    if sock is None:
+        return
+    try:
+        tune_client_socket(sock, limits.keepalive_idle, limits.keepalive_interval,
+                           limits.keepalive_count)
+    except OSError as e:
+        log.warn("socket options for {host} not set: {why}", host=peer_host(transport),
+                 why=e)
 
 
 def tune_client_socket(sock: socket.socket, idle: int, interval: int, count: int) -> None:

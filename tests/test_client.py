@@ -113,6 +113,16 @@ def session_after(lines: list[str], user: str | None = "zoe") -> tuple:
     return client, transport
 
 
+def test_kicked_out_of_another_room_is_not_the_end():
+    """Kicked out of a room other than the landing one, the user is shown the
+    landing room again; if the connection then just drops, that is not a kick."""
+    client, _ = session_after(["* welcome to chatd", "? username",
+                               "* logged in as zoe in chatd",
+                               "! you were kicked from games by boss",
+                               "* you are in chatd", "<amy> hi"])
+    assert client.ended[0] == Exit.CONNECTION
+
+
 def test_register_in_the_room_never_sends_the_login_password(monkeypatch):
     """/register's `? password` in the room asks the person for a new one;
     CHATD_PASSWORD (this login's password) is never sent for it."""
@@ -127,6 +137,7 @@ def test_register_in_the_room_never_sends_the_login_password(monkeypatch):
     ("* bye", Exit.OK),
     ("! you were kicked by boss: flooding", Exit.KICKED),
     ("! you were banned by boss", Exit.BANNED),
+    ("! you were kicked from chatd by boss", Exit.KICKED),
     ("* server shutting down", Exit.CONNECTION),
     ("<amy> the server just closes after this", Exit.CONNECTION),
 ])

@@ -68,6 +68,7 @@ _ENDINGS = [
     ("! you are banned", Exit.BANNED),
     ("! you were banned by ", Exit.BANNED),
     ("! you were kicked by ", Exit.KICKED),
+    ("! you were kicked from ", Exit.KICKED),  # ends it only from the landing room
     ("! too many attempts", Exit.USERNAME),
 ]
 _DROP = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
@@ -142,6 +143,9 @@ class Session(LineReceiver):
                 self._ending = (code, why)
         if line == "* bye":
             self._ending = (Exit.OK, "")
+        elif line.startswith("* you are in ") and self._ending is not None \
+                and self._ending[0] == Exit.KICKED:
+            self._ending = None  # kicked out of a room, shown the landing room: still here
         elif line == "* server shutting down":
             self._ending = (Exit.CONNECTION, "the server shut down")
         elif line.startswith("! ") and not self.in_room:

@@ -137,9 +137,13 @@ class Replaced(Event):
 
 @dataclass(slots=True)
 class Kicked(Event):
+    """name was kicked by by; room_only: out of this room alone (IRC's
+    KICK), staying logged in, rather than off the server (/kick)."""
+
     name: str
     by: str
     reason: str = ""
+    room_only: bool = False
 
 
 @dataclass(slots=True)

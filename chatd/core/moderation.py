@@ -107,6 +107,39 @@ class Moderation:
         entry = Entry(self._now(), "kick", admin.name, target.name, reason)
         return self._journaled(entry, kicked)
 
+    def kick_from_room(self, admin: User, room: Room, name: str,
+                       reason: str = "") -> defer.Deferred:
+        """Take name out of room alone (IRC's KICK) once the journal has it.
+
+        Everyone in room, name included, hears `Kicked` with room_only set
+        (name alone, as what happened to them); name then leaves room
+        without a `Left`, stays logged in and in their other rooms, and
+        their front end is told (IClient.removed), which decides what
+        follows (the line protocol shows the landing room again, or
+        disconnects someone kicked out of the landing room itself).
+        Raises PermissionDenied, NotAllowed or NoSuchUser (not in room);
+        the Deferred fails with NoSuchUser if name left room meanwhile.
+        """
+        target = self._target(admin, name, "kick")
+        if target is None or room not in target.rooms:
+            raise NoSuchUser(f"{name} is not in {room.name}")
+
+        def kicked():
+            if room not in target.rooms:
+                raise NoSuchUser(f"{name} is not in {room.name}")  # left meanwhile
+            event = room.event(ev.Kicked, target.name, admin.name, reason, room_only=True)
+            room.broadcast(event, sender=target)
+            self._server.tell(target, event)
+            self._server.remove_from_room(target, room)
+            log.info(
+                "{admin} kicked {target} from {room} ({reason})",
+                admin=admin.name, target=target.name, room=room.name, reason=reason,
+            )
+
+        why = f"from {room.name}: {reason}" if reason else f"from {room.name}"
+        return self._journaled(Entry(self._now(), "kick", admin.name, target.name, why),
+                               kicked)
+
     def server_kick(self, target: User, reason: str) -> defer.Deferred:
         """The server kicks target (flooding): told and disconnected now,
         their rooms told once the journal has it.

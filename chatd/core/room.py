@@ -59,6 +59,12 @@ class IClient(Interface):
     def disconnect() -> None:
         """Close the connection once what was delivered has been written."""
 
+    def removed(room: Room) -> None:
+        """The core took this user out of room without their asking (an
+        admin's KICK), after telling them why; they are still logged in.
+        The front end shows what follows (a front end with nothing to do
+        may leave it out: the core calls it only if it is there)."""
+
 
 @dataclass(eq=False, slots=True)
 class User:

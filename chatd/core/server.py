@@ -228,6 +228,18 @@ class Server:
             room.broadcast(room.event(ev.Left, user.name, reason, cause, quit=False))
             self._maybe_close(room)
 
+    def remove_from_room(self, user: User, room: Room) -> bool:
+        """Take user out of room without a word to the room (an admin's
+        room-only kick: the room heard `Kicked`), and tell their front end
+        (IClient.removed); they stay logged in.  False if not in room."""
+        if not room.discard(user):
+            return False
+        self._maybe_close(room)
+        removed = getattr(user.client, "removed", None)  # optional for a front end
+        if removed is not None:
+            removed(room)
+        return True
+
     def rename_room(self, room: Room, name: str) -> None:
         """Give room a new name (a reload renames the landing room)."""
         key = name_key(name)

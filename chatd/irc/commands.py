@@ -16,13 +16,14 @@ from chatd import __version__
 from chatd.core.errors import Muted, NoSuchRoom, NoSuchUser, RoomError
 from chatd.core.room import Room, User
 from chatd.core.text import NAME_MAX, clean, valid_name
+from chatd.irc import moderation
 
 log = Logger()
 
 ISUPPORT = [
     "CASEMAPPING=ascii", f"NICKLEN={NAME_MAX}", "CHANTYPES=#", "PREFIX=(o)@",
-    f"CHANNELLEN={NAME_MAX + 1}", "CHANMODES=b,,,m", "NETWORK=chatd", "SAFELIST",
-    "UTF8ONLY",
+    f"CHANNELLEN={NAME_MAX + 1}", "CHANMODES=bq,,,nt", "NETWORK=chatd", "SAFELIST",
+    "UTF8ONLY", f"MODES={moderation.MAX_MODES}", f"TARGMAX=KICK:{moderation.MAX_TARGETS}",
 ]
 
 
@@ -74,7 +75,7 @@ class Commands:
         conn.reply(irc.RPL_WELCOME, f"Welcome to chatd, {conn.nick}")
         conn.reply(irc.RPL_YOURHOST, f"Your host is {name}, running chatd {__version__}")
         conn.reply(irc.RPL_CREATED, "This server speaks chatd's rooms as channels")
-        conn.reply(irc.RPL_MYINFO, name, f"chatd-{__version__}", "io", "bmo", "")
+        conn.reply(irc.RPL_MYINFO, name, f"chatd-{__version__}", "io", "bnoqt", "")
         for start in range(0, len(ISUPPORT), 12):
             conn.reply(irc.RPL_ISUPPORT, *ISUPPORT[start:start + 12],
                        "are supported by this server")
@@ -278,7 +279,7 @@ class Commands:
         else:
             conn.reply(irc.RPL_UNAWAY, "You are no longer marked as being away")
 
-    def irc_MODE(self, params: list[str]) -> None:
+    def irc_MODE(self, params: list[str]) -> defer.Deferred | None:
         conn = self._conn
         if not params:
             conn.reply(irc.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
@@ -300,6 +301,16 @@ class Commands:
                 conn.reply(irc.RPL_BANLIST, target, f"{ban.name}!*@*", ban.by_admin,
                            str(int(ban.created)))
             conn.reply(irc.RPL_ENDOFBANLIST, target, "End of channel ban list")
-        else:
-            conn.reply("482", target, "You're not channel operator"
-                       if not self.user.admin else "Mode changes are not supported yet")
+        else:  # admins' +b/-b (bans) and +q/-q (mutes): chatd.irc.moderation
+            return moderation.change_modes(conn, room, params[1], params[2:])
+
+    def irc_KICK(self, params: list[str]) -> defer.Deferred | None:
+        """KICK #room nick[,nick] [:reason]: out of that channel alone (chatd.irc.moderation)."""
+        if len(params) < 2:
+            self._conn.reply(irc.ERR_NEEDMOREPARAMS, "KICK", "Not enough parameters")
+            return None
+        room = self._room(params[0])
+        if room is None:
+            return None
+        reason = clean(params[2]).strip() if len(params) > 2 else ""
+        return moderation.kick(self._conn, room, params[1].split(","), reason)

@@ -23,7 +23,7 @@ from chatd.irc.commands import Commands
 from chatd.irc.registration import Registration
 from chatd.irc.wire import split_text
 from chatd.line.outbox import Outbox
-from chatd.sockets import peer_host, tcp_socket, tune_client_socket
+from chatd.sockets import peer_host, tune_client
 
 log = Logger()
 
@@ -88,6 +88,10 @@ class IrcConnection(LineReceiver):
         self._abort_timer = self.factory.clock.callLater(CLOSE_GRACE,
                                                          self.transport.abortConnection)
 
+    def removed(self, room) -> None:
+        """IClient: the core took the user out of room; the KICK line it sent
+        told the client, which leaves the channel by itself."""
+
     # -- connection ---------------------------------------------------
 
     def connectionMade(self):
@@ -95,13 +99,7 @@ class IrcConnection(LineReceiver):
         limits = factory.gate.limits
         self.outbox = Outbox(self.transport, limits, self._send_queue_exceeded)
         self.host = peer_host(self.transport)
-        sock = tcp_socket(self.transport)
-        if sock is not None:
-            try:
-                tune_client_socket(sock, limits.keepalive_idle, limits.keepalive_interval,
-                                   limits.keepalive_count)
-            except OSError as e:
-                log.warn("socket options for {host} not set: {why}", host=self.host, why=e)
+        tune_client(self.transport, limits)
         self.transport.registerProducer(self.outbox, self.outbox.streaming)
         refusal = factory.admit(self)
         if refusal is not None:

@@ -130,7 +130,8 @@ class IrcFormat:
             return b"".join(out)
         if kind is ev.Replaced:
             return b"ERROR :Closing Link: logged in from elsewhere\r\n"
-        if (kind is ev.Kicked or kind is ev.Banned) and event.name == viewer:
+        if (kind is ev.Kicked and not event.room_only or kind is ev.Banned) \
+                and event.name == viewer:  # KICK out of one room: shared, as render()
             return f"ERROR :Closing Link: {_why(event)}\r\n".encode()
         return self.render(event)
 

@@ -63,6 +63,11 @@ def _what(verb: str, by: str, duration: float | None = None) -> str:
     return text if duration is None else f"{text} for {format_duration(duration)}"
 
 
+def _kicked(e: ev.Kicked) -> str:
+    """`kicked by ADMIN`, or for a kick out of one room, `kicked from ROOM by ADMIN`."""
+    return f"kicked from {e.room} by {e.by}" if e.room_only else _what("kicked", e.by)
+
+
 def _left(e: ev.Left) -> str:
     text = f"{e.name} left" + (f" ({e.cause})" if e.cause else "")
     return notice(with_reason(text, e.reason))
@@ -92,8 +97,7 @@ _BROADCAST = {
     ev.Topic: lambda e: notice(f"{e.by} set the topic: {e.text}" if e.text
                                else f"{e.by} cleared the topic"),
     ev.Notice: lambda e: notice(e.text),
-    ev.Kicked: lambda e: notice(with_reason(f"{e.name} was {_what('kicked', e.by)}",
-                                            e.reason)),
+    ev.Kicked: lambda e: notice(with_reason(f"{e.name} was {_kicked(e)}", e.reason)),
     ev.Banned: lambda e: notice(with_reason(
         f"{e.name} was {_what('banned', e.by, e.duration)}", e.reason)),
     ev.Unbanned: lambda e: notice(f"{e.name} was unbanned by {e.by}"),
@@ -130,10 +134,10 @@ class LineFormat:
             return _welcome(event)
         if kind is ev.Replaced:
             return [error("logged in from elsewhere")]
-        if kind in (ev.Kicked, ev.Banned) and event.name == viewer:
-            verb = "kicked" if kind is ev.Kicked else "banned"
-            duration = event.duration if kind is ev.Banned else None
-            return [error(with_reason(f"you were {_what(verb, event.by, duration)}",
+        if kind is ev.Kicked and event.name == viewer:
+            return [error(with_reason(f"you were {_kicked(event)}", event.reason))]
+        if kind is ev.Banned and event.name == viewer:
+            return [error(with_reason(f"you were {_what('banned', event.by, event.duration)}",
                                       event.reason))]
         return [_BROADCAST[kind](event)]
 

@@ -30,11 +30,12 @@ from chatd.core.room import IClient, Room, User
 from chatd.core.server import Server
 from chatd.core.stats import Stats
 from chatd.core.text import clean
+from chatd.line import kicked
 from chatd.line.codec import LINE, encode, error, notice, prompt
 from chatd.line.commands import Commands
 from chatd.line.login import Login, LoginState
 from chatd.line.outbox import Outbox
-from chatd.sockets import peer_host, tcp_socket, tune_client_socket
+from chatd.sockets import peer_host, tune_client
 
 log = Logger()
 
@@ -51,6 +52,7 @@ class ChatProtocol(LineReceiver):
 
     delimiter = b"\r\n"
     wire = LINE  # IClient: how the core's events look on this connection
+    removed = kicked.removed  # IClient: an admin's KICK took the user out of a room
 
     def __init__(self):
         self.user: User | None = None  # once logged in
@@ -62,6 +64,7 @@ class ChatProtocol(LineReceiver):
         self._discarding = False
         self._skip_lf = False
         self._held: list[bytes] | None = None
+        self._holds = 0  # hold_until's Deferreds not yet fired
         self._closing = False
         self.outbox: Outbox | None = None  # once connected
         self._counted = False  # this connection counts against the limits
@@ -127,13 +130,7 @@ class ChatProtocol(LineReceiver):
         limits = self.factory.limits
         self.outbox = Outbox(self.transport, limits, self._send_queue_exceeded)
         self.host = peer_host(self.transport)
-        sock = tcp_socket(self.transport)
-        if sock is not None:
-            try:
-                tune_client_socket(sock, limits.keepalive_idle, limits.keepalive_interval,
-                                   limits.keepalive_count)
-            except OSError as e:  # the peer may be gone already; admission must still run
-                log.warn("socket options for {host} not set: {why}", host=self.host, why=e)
+        tune_client(self.transport, limits)
         self.transport.registerProducer(self.outbox, self.outbox.streaming)
         refusal = self.factory.admit(self)
         if refusal is not None:
@@ -319,14 +316,19 @@ class ChatProtocol(LineReceiver):
             self._on_chat(text)
 
     def hold_until(self, done: defer.Deferred) -> None:
-        """Stop reading; keep further lines, in order, until done fires (a
-        password check, a command that writes to disk).  Login- and
-        CommandContext."""
-        self._held = []
-        self.transport.pauseProducing()
+        """Stop reading; keep further lines, in order, until done and every
+        other hold have fired (a password check, a command that writes to
+        disk, a KICK's move to the landing room).  Login- and CommandContext."""
+        self._holds += 1
+        if self._held is None:
+            self._held = []
+            self.transport.pauseProducing()
         done.addBoth(lambda _: self._release())
 
     def _release(self) -> None:
+        self._holds -= 1
+        if self._holds:
+            return
         held, self._held = self._held or [], None
         if self._closing:
             return
@@ -351,6 +353,9 @@ class ChatProtocol(LineReceiver):
             self._flood = None
             self._watch_idle()
         self.here = room
+        for other in self.user.rooms:  # shown one room: a KICK's move may have crossed a /join
+            if other is not room:
+                self.server.part(self.user, other, cause=f"joined {room.name}")
 
     def _watch_idle(self) -> None:
         """With idle_timeout on, time this user's silence (made only then:
