@@ -71,10 +71,10 @@ class Irssi:
 
     # What the screen shows, per event (HOST is the server's name).
     SHOWS = {
-        "joined": "-!- {nick} [{nick}@{host}] has joined #chatd",
-        "parted": "-!- {nick} [{nick}@{host}] has left #chatd",
+        "joined": "-!- {nick} [{nick}@{host}] has joined {channel}",
+        "parted": "-!- {nick} [{nick}@{host}] has left {channel}",
         "quit": "-!- {nick} [{nick}@{host}] has quit",
-        "kicked": "-!- {nick} was kicked from #chatd by {by}",
+        "kicked": "-!- {nick} was kicked from {channel} by {by}",
         "said": "{nick}> {text}",  # "< ann> hi", "<@boss> hi"
     }
 
@@ -105,8 +105,8 @@ class WeeChat:
         return ["weechat", f"--dir={home}"]
 
     SHOWS = {
-        "joined": "--> | {nick} ({nick}@{host}) has joined #chatd",
-        "parted": "<-- | {nick} ({nick}@{host}) has left #chatd",
+        "joined": "--> | {nick} ({nick}@{host}) has joined {channel}",
+        "parted": "<-- | {nick} ({nick}@{host}) has left {channel}",
         "quit": "<-- | {nick} ({nick}@{host}) has quit",
         "kicked": "<-- | {by} has kicked {nick}",
         "said": "{nick} | {text}",
@@ -135,9 +135,10 @@ def irc_client(tmp_path):
         pane.close()
 
 
-def on_screen(pane: Pane, kind, event: str, **values: str) -> list[str]:
+def on_screen(pane: Pane, kind, event: str, channel: str = "#chatd", **values: str
+              ) -> list[str]:
     """Wait for the client of kind to show event (a key of its SHOWS)."""
-    text = kind.SHOWS[event].format(host=HOST, **values)
+    text = kind.SHOWS[event].format(host=HOST, channel=channel, **values)
     return pane.wait(lambda screen: any(text in line for line in screen), repr(text))
 
 
@@ -190,13 +191,12 @@ def test_irc_and_line_users_talk_and_see_each_other_come_and_go(ports, irc_clien
     ben_conn.close()
 
 
-# Strict: once MODE +b is merged this passes, and the marker must go.
-@pytest.mark.xfail(strict=True, reason="MODE #chatd +b is being written on branch irc-mod")
 @pytest.mark.parametrize("kind", CLIENTS, ids=lambda k: k.name)
-def test_admin_on_irc_bans_a_line_user_who_is_then_refused(ports, irc_client, kind):
-    """The admin logs in from an IRC client (irssi: PASS, WeeChat: SASL PLAIN),
-    bans a line user with MODE +b; the line user is disconnected and refused
-    at the next login."""
+def test_admin_on_irc_kicks_from_a_channel_and_bans(ports, irc_client, kind):
+    """The admin logs in from an IRC client (irssi: PASS, WeeChat: SASL PLAIN).
+    Their /kick in #games takes a line user out of that room alone, back to
+    chatd; then MODE #chatd +b bans the line user, who is disconnected and
+    refused at the next login."""
     line, irc = ports
     victim = f"vic{kind.name[0]}{next(_names)}"
     victim_conn = LineConn(line).login(victim)
@@ -205,8 +205,18 @@ def test_admin_on_irc_bans_a_line_user_who_is_then_refused(ports, irc_client, ki
     victim_conn.expect(f"* {ADMIN} joined")
     assert not any(ADMIN_PASSWORD in line for line in pane.lines())
 
+    victim_conn.send("/join games")
+    victim_conn.expect("* you are in games")
+    say(pane, "/join #games")
+    on_screen(pane, kind, "joined", nick=ADMIN, channel="#games")
+    victim_conn.expect(f"* {ADMIN} joined")
+    say(pane, f"/kick {victim} off topic")
+    on_screen(pane, kind, "kicked", nick=victim, by=ADMIN, channel="#games")
+    victim_conn.expect(f"! you were kicked from games by {ADMIN}: off topic")
+    victim_conn.expect("* you are in chatd")
+
     say(pane, f"/quote MODE #chatd +b {victim}!*@*")
-    victim_conn.expect("! you were banned by boss")
+    victim_conn.expect(f"! you were banned by {ADMIN}")
     again = LineConn(line)
     again.expect("? username")
     again.send(victim)
