@@ -41,18 +41,25 @@ class Event:
 
 @dataclass(slots=True)
 class Message(Event):
+    """name says text; rich is the same text with the IRC formatting codes
+    its sender typed (bold, colours...: chatd.core.text.clean_keeping_formatting),
+    "" if there were none: only front ends whose clients render them use it,
+    and history keeps text."""
+
     kind: ClassVar[str] = "message"  # as history keeps it (Said.kind)
     name: str
     text: str
+    rich: str = ""
 
 
 @dataclass(slots=True)
 class Action(Event):
-    """`/me waves`: name does text."""
+    """`/me waves`: name does text (rich as for Message)."""
 
     kind: ClassVar[str] = "action"
     name: str
     text: str
+    rich: str = ""
 
 
 @dataclass(slots=True)

@@ -294,15 +294,16 @@ class Server:
 
     # -- talking ------------------------------------------------------
 
-    def say(self, user: User, room: Room, text: str) -> None:
-        self._said(user, room, ev.Message, text)
+    def say(self, user: User, room: Room, text: str, rich: str = "") -> None:
+        """user says text in room; rich: the same with formatting codes (ev.Message)."""
+        self._said(user, room, ev.Message, text, rich)
 
-    def action(self, user: User, room: Room, text: str) -> None:
-        self._said(user, room, ev.Action, text)
+    def action(self, user: User, room: Room, text: str, rich: str = "") -> None:
+        self._said(user, room, ev.Action, text, rich)
 
-    def _said(self, user: User, room: Room, kind, text: str) -> None:
+    def _said(self, user: User, room: Room, kind, text: str, rich: str) -> None:
         self.moderation.check_muted(user)
-        event = kind(ev.next_id(), self._now(), room.name, user.name, text)
+        event = kind(ev.next_id(), self._now(), room.name, user.name, text, rich)
         if self.history is not None:
             self.history.keep(room.key, event)
         room.broadcast(event, sender=user)

@@ -84,6 +84,31 @@ def clean(text: str) -> str:
     return _SELECTORS.sub(first, text)
 
 
+# IRC's formatting codes: bold, colour, hex colour, reset, monospace,
+# reverse, italic, strikethrough, underline.  Colour takes up to two
+# digits, a comma and two more (hex colour: six hex digits, twice).
+_FORMATTING = re.compile("([\x02\x03\x04\x0f\x11\x16\x1d\x1e\x1f])")
+_FORMATTING_WITH_ARGS = re.compile(
+    "\x03(?:[0-9]{1,2}(?:,[0-9]{1,2})?)?|\x04(?:[0-9a-fA-F]{6}(?:,[0-9a-fA-F]{6})?)?"
+    "|[\x02\x0f\x11\x16\x1d\x1e\x1f]")
+
+
+def clean_keeping_formatting(text: str) -> str:
+    """clean(text), except that IRC's formatting codes stay (they change how
+    text looks in an IRC client, and do nothing else there).  Only for IRC
+    clients: anyone else gets strip_formatting() of it."""
+    if text.isascii() and text.isprintable():
+        return text
+    parts = _FORMATTING.split(text)
+    parts[::2] = [clean(part) for part in parts[::2]]
+    return "".join(parts)
+
+
+def strip_formatting(text: str) -> str:
+    """text without IRC's formatting codes, colour numbers included."""
+    return _FORMATTING_WITH_ARGS.sub("", text)
+
+
 def with_reason(text: str, reason: str) -> str:
     """`text: reason`, or text alone when there is no reason."""
     return f"{text}: {reason}" if reason else text

@@ -3,7 +3,8 @@ with the numerics of the Modern IRC Client Protocol.
 
 Commands(conn) runs `irc_COMMAND` methods against the connection's public
 side (its user, server, reply/send); refusals from the core (RoomError)
-become the matching numeric.  Channel #ROOM is chatd's room ROOM.
+become the matching numeric.  Channel #ROOM is chatd's room ROOM.  The
+commands that only ask (NAMES, WHO, WHOIS, LIST...) are chatd.irc.queries'.
 """
 
 from __future__ import annotations
@@ -14,9 +15,16 @@ from twisted.words.protocols import irc
 
 from chatd import __version__
 from chatd.core.errors import Muted, NoSuchRoom, NoSuchUser, RoomError
-from chatd.core.room import Room, User
-from chatd.core.text import NAME_MAX, clean, valid_name
+from chatd.core.room import Room
+from chatd.core.text import (
+    NAME_MAX,
+    clean,
+    clean_keeping_formatting,
+    strip_formatting,
+    valid_name,
+)
 from chatd.irc import moderation
+from chatd.irc.queries import Queries
 
 log = Logger()
 
@@ -27,15 +35,8 @@ ISUPPORT = [
 ]
 
 
-class Commands:
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn):
-        self._conn = conn
-
-    @property
-    def user(self) -> User:
-        return self._conn.user
+class Commands(Queries):
+    __slots__ = ()
 
     def run(self, command: str, params: list[str]) -> None:
         handler = getattr(self, "irc_" + command, None)
@@ -50,23 +51,6 @@ class Commands:
         if isinstance(result, defer.Deferred):
             self._conn.hold_until(result)
 
-    # -- helpers ------------------------------------------------------
-
-    def _room(self, name: str, joined: bool = True) -> Room | None:
-        """The room for channel name, answering 403/442 when there is none."""
-        conn = self._conn
-        room = conn.server.room(name[1:]) if name.startswith("#") else None
-        if room is None:
-            conn.reply(irc.ERR_NOSUCHCHANNEL, name, "No such channel")
-            return None
-        if joined and room not in self.user.rooms:
-            conn.reply(irc.ERR_NOTONCHANNEL, name, "You're not on that channel")
-            return None
-        return room
-
-    def _label(self, user: User) -> str:
-        return ("@" if user.admin else "") + user.name
-
     # -- after registration -------------------------------------------
 
     def welcome(self) -> None:
@@ -75,7 +59,7 @@ class Commands:
         conn.reply(irc.RPL_WELCOME, f"Welcome to chatd, {conn.nick}")
         conn.reply(irc.RPL_YOURHOST, f"Your host is {name}, running chatd {__version__}")
         conn.reply(irc.RPL_CREATED, "This server speaks chatd's rooms as channels")
-        conn.reply(irc.RPL_MYINFO, name, f"chatd-{__version__}", "io", "bnoqt", "")
+        conn.reply(irc.RPL_MYINFO, name, f"chatd-{__version__}", "io", "bnoqt", "bq")
         for start in range(0, len(ISUPPORT), 12):
             conn.reply(irc.RPL_ISUPPORT, *ISUPPORT[start:start + 12],
                        "are supported by this server")
@@ -83,36 +67,21 @@ class Commands:
         self.irc_MOTD([])
         del server
 
-    def irc_LUSERS(self, params: list[str]) -> None:
-        conn, server = self._conn, self._conn.server
-        users = server.users
-        conn.reply(irc.RPL_LUSERCLIENT, f"There are {len(users)} users and 0 invisible"
-                   " on 1 servers")
-        conn.reply(irc.RPL_LUSEROP, str(sum(1 for u in users if u.admin)),
-                   "operator(s) online")
-        conn.reply(irc.RPL_LUSERCHANNELS, str(len(server.rooms)), "channels formed")
-        conn.reply(irc.RPL_LUSERME, f"I have {len(users)} clients and 0 servers")
-
-    def irc_MOTD(self, params: list[str]) -> None:
-        conn, motd = self._conn, self._conn.server.motd
-        if not motd:
-            conn.reply(irc.ERR_NOMOTD, "MOTD File is missing")
-            return
-        conn.reply(irc.RPL_MOTDSTART, f"- {conn.server_name} Message of the day - ")
-        for line in motd.splitlines():
-            conn.reply(irc.RPL_MOTD, f"- {line}")
-        conn.reply(irc.RPL_ENDOFMOTD, "End of /MOTD command.")
-
     def irc_JOIN(self, params: list[str]) -> defer.Deferred | None:
         conn = self._conn
         if not params:
             conn.reply(irc.ERR_NEEDMOREPARAMS, "JOIN", "Not enough parameters")
+            return None
+        if params[0] == "0":  # JOIN 0: leave every channel
+            self.irc_PART([",".join("#" + room.name for room in self.user.rooms)])
             return None
         waits = []
         for name in params[0].split(","):
             if not name.startswith("#") or not valid_name(name[1:]):
                 conn.reply(irc.ERR_NOSUCHCHANNEL, name or "*", "No such channel")
                 continue
+            if conn.server.room(name[1:]) in self.user.rooms:
+                continue  # there already: nothing to say
             try:
                 d = conn.server.enter(self.user, name[1:])
             except NoSuchRoom:
@@ -127,24 +96,8 @@ class Commands:
     def _joined(self, room: Room | None) -> None:
         if room is not None:
             self._names(room)
-
-    def _names(self, room: Room) -> None:
-        conn = self._conn
-        labels = [self._label(user) for user in sorted(room.members, key=lambda u: u.key)]
-        target = "#" + room.name
-        for start in range(0, len(labels), 40):
-            conn.reply(irc.RPL_NAMREPLY, "=", target, " ".join(labels[start:start + 40]))
-        conn.reply(irc.RPL_ENDOFNAMES, target, "End of /NAMES list.")
-
-    def irc_NAMES(self, params: list[str]) -> None:
-        if not params:
-            for room in self.user.rooms:
-                self._names(room)
-            return
-        for name in params[0].split(","):
-            room = self._room(name, joined=False)
-            if room is not None:
-                self._names(room)
+            if self._conn.away:  # away-notify: who joins away is shown away
+                self._away_notify(self._conn.away, (room,))
 
     def irc_PART(self, params: list[str]) -> None:
         conn = self._conn
@@ -152,7 +105,7 @@ class Commands:
             conn.reply(irc.ERR_NEEDMOREPARAMS, "PART", "Not enough parameters")
             return
         reason = clean(params[1]) if len(params) > 1 else ""
-        for name in params[0].split(","):
+        for name in filter(None, params[0].split(",")):
             room = self._room(name)
             if room is None:
                 continue
@@ -171,22 +124,33 @@ class Commands:
                 conn.reply(irc.ERR_NOTEXTTOSEND, "No text to send")
             return
         raw = params[1]
-        action = raw.startswith("\x01ACTION ") and raw.endswith("\x01")
-        text = clean(raw[8:-1] if action else raw)
+        action = raw.startswith("\x01ACTION ")
+        if action:
+            raw = raw[8:].removesuffix("\x01")
+        elif raw.startswith("\x01"):
+            return  # other CTCP (VERSION, PING...): not a thing to show anyone
+        rich = clean_keeping_formatting(raw)
+        text = strip_formatting(rich)
         if not text.strip():
             return
+        if rich == text:
+            rich = ""
         for target in params[0].split(","):
             try:
                 if target.startswith("#"):
-                    room = self._room(target)
+                    room = self._room(target, quiet=notice)
                     if room is None:
                         continue
                     if action:
-                        conn.server.action(self.user, room, text)
+                        conn.server.action(self.user, room, text, rich)
                     else:
-                        conn.server.say(self.user, room, text)
+                        conn.server.say(self.user, room, text, rich)
                 else:
                     conn.server.private(self.user, target, text)
+                    found = conn.server.get(target)  # there: private() did not raise
+                    away = getattr(found.client, "away", None)
+                    if away and not notice:
+                        conn.reply(irc.RPL_AWAY, found.name, away)
             except Muted:
                 if not notice:
                     conn.reply(irc.ERR_CANNOTSENDTOCHAN, target, "Cannot send: you are muted")
@@ -196,53 +160,14 @@ class Commands:
                     conn.reply(irc.ERR_NOSUCHNICK, target, "No such nick/channel")
                 continue
             if "echo-message" in conn.caps:
-                body = f"\x01ACTION {text}\x01" if action else text
-                conn.send(f":{conn.wire.source(self.user.name)} {verb} {target} :{body}")
+                body = rich or text
+                if action:
+                    body = f"\x01ACTION {body}\x01"
+                conn.send_bytes(conn.wire.echo(conn.server.now(), self.user.name, verb,
+                                               target, body))
 
     def irc_NOTICE(self, params: list[str]) -> None:
         self.irc_PRIVMSG(params, notice=True)
-
-    def irc_WHO(self, params: list[str]) -> None:
-        conn = self._conn
-        mask = params[0] if params else "*"
-        if mask.startswith("#"):
-            room = self._room(mask, joined=False)
-            users = room.members if room is not None else []
-        else:
-            found = conn.server.get(mask)
-            users = [found] if found is not None else []
-        for user in users:
-            channel = f"#{user.rooms[0].name}" if user.rooms else "*"
-            if mask.startswith("#"):
-                channel = mask
-            flags = ("G" if getattr(user.client, "away", None) else "H") + (
-                "@" if user.admin else "")
-            conn.reply(irc.RPL_WHOREPLY, channel, user.name, conn.server_name,
-                       conn.server_name, user.name, flags, f"0 {user.name}")
-        conn.reply(irc.RPL_ENDOFWHO, mask, "End of WHO list")
-
-    def irc_WHOIS(self, params: list[str]) -> None:
-        conn = self._conn
-        if not params:
-            conn.reply(irc.ERR_NONICKNAMEGIVEN, "No nickname given")
-            return
-        nick = params[-1]
-        user = conn.server.get(nick)
-        if user is None:
-            conn.reply(irc.ERR_NOSUCHNICK, nick, "No such nick/channel")
-            conn.reply(irc.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
-            return
-        conn.reply(irc.RPL_WHOISUSER, user.name, user.name, conn.server_name, "*", user.name)
-        if user.rooms:
-            conn.reply(irc.RPL_WHOISCHANNELS, user.name, " ".join(
-                ("@" if user.admin else "") + "#" + room.name for room in user.rooms))
-        conn.reply(irc.RPL_WHOISSERVER, user.name, conn.server_name, "chatd")
-        if user.admin:
-            conn.reply(irc.RPL_WHOISOPERATOR, user.name, "is an IRC operator (chatd admin)")
-        away = getattr(user.client, "away", None)
-        if away:
-            conn.reply(irc.RPL_AWAY, user.name, away)
-        conn.reply(irc.RPL_ENDOFWHOIS, user.name, "End of /WHOIS list")
 
     def irc_TOPIC(self, params: list[str]) -> None:
         conn = self._conn
@@ -263,21 +188,33 @@ class Commands:
             return
         conn.server.set_topic(self.user, room, clean(params[1]))
 
-    def irc_LIST(self, params: list[str]) -> None:
-        conn = self._conn
-        conn.reply(irc.RPL_LISTSTART, "Channel", "Users  Name")
-        for room in conn.server.rooms:
-            conn.reply(irc.RPL_LIST, "#" + room.name, str(len(room)), room.topic)
-        conn.reply(irc.RPL_LISTEND, "End of /LIST")
+    def irc_TAGMSG(self, params: list[str]) -> None:
+        """Client-only tags (typing...) are not relayed, and need no answer:
+        message-tags clients send them, and must not get 421."""
 
     def irc_AWAY(self, params: list[str]) -> None:
         conn = self._conn
         text = clean(params[0]) if params and params[0] else ""
         conn.away = text or None
+        self._away_notify(text)
         if text:
             conn.reply(irc.RPL_NOWAWAY, "You have been marked as being away")
         else:
             conn.reply(irc.RPL_UNAWAY, "You are no longer marked as being away")
+
+    def _away_notify(self, text: str, rooms: tuple[Room, ...] | None = None) -> None:
+        """Tell the IRC clients with away-notify who share a channel (of
+        rooms, by default all) with this user (the core has no away: it is
+        the IRC front end's)."""
+        user = self.user
+        line = f":{self._conn.wire.source(user.name)} AWAY" + (f" :{text}" if text else "")
+        told = {user}
+        for room in user.rooms if rooms is None else rooms:
+            for member in room.members:
+                if member not in told:
+                    told.add(member)
+                    if "away-notify" in getattr(member.client, "caps", ()):
+                        member.client.send(line)
 
     def irc_MODE(self, params: list[str]) -> defer.Deferred | None:
         conn = self._conn

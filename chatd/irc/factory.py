@@ -33,7 +33,7 @@ class IrcFactory(ServerFactory):
         self.clock = clock
         self.server_name = server_name or socket.gethostname() or "chatd"
         self.connections: set[IrcConnection] = set()
-        self._formats: dict[tuple[bool, bool, bool], IrcFormat] = {}
+        self._formats: dict[tuple[bool, bool], IrcFormat] = {}
         self._all_closed: list[defer.Deferred] = []
 
     @property
@@ -43,10 +43,13 @@ class IrcFactory(ServerFactory):
     def format_for(self, caps: set[str]) -> IrcFormat:
         """The one IrcFormat for clients with these capabilities."""
         times = "server-time" in caps
-        key = ("message-tags" in caps, times, times and "batch" in caps)
+        # Only these change the bytes (message-tags alone adds no tag yet), so
+        # clients that differ in nothing else share one format, rendered once.
+        key = (times, times and "batch" in caps)
         fmt = self._formats.get(key)
         if fmt is None:
-            fmt = self._formats[key] = IrcFormat(self.server_name, *key)
+            fmt = self._formats[key] = IrcFormat(self.server_name, times=times,
+                                                 history=key[1])
         return fmt
 
     def admit(self, conn: IrcConnection) -> str | None:

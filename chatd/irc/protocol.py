@@ -11,6 +11,8 @@ limits, the send queue and keepalive are the same as the line protocol's
 
 from __future__ import annotations
 
+from collections import deque
+
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -52,6 +54,13 @@ class IrcConnection(LineReceiver):
         self._login_timer = None
         self._abort_timer = None
         self._held: list | None = None
+        self._lag: deque[bytes] = deque()  # lines over the flood limit, waiting
+        self._lag_timer = None
+        self._ping_timer = None  # keepalive, once registered
+        self._last_input = 0.0
+        self._pinged: float | None = None  # when the keepalive PING went
+        self._skipping = False  # the rest of an over-long line is still coming
+        self._after: bytes | None = None  # what followed an over-long line
         self._logout = None
         self.commands: Commands | None = None
 
@@ -131,7 +140,8 @@ class IrcConnection(LineReceiver):
         self._closing = True
         if self.outbox is not None:
             self.outbox.close()
-        for call in (self._login_timer, self._abort_timer):
+        self._lag.clear()
+        for call in (self._login_timer, self._abort_timer, self._lag_timer, self._ping_timer):
             if call is not None and call.active():
                 call.cancel()
         logout = self._logout
@@ -146,10 +156,13 @@ class IrcConnection(LineReceiver):
 
     def send(self, *lines: str) -> None:
         """Lines to this client alone, in order with what its rooms sent."""
+        self.send_bytes(b"".join((line + "\r\n").encode("utf-8") for line in lines))
+
+    def send_bytes(self, data: bytes) -> None:
+        """Rendered lines to this client alone, in order with what its rooms sent."""
         if self.user is not None:
             for room in self.user.rooms:
                 room.settle(self.user)
-        data = b"".join((line + "\r\n").encode("utf-8") for line in lines)
         self.stats.bytes_sent += len(data)
         self.outbox.write(data)
 
@@ -158,12 +171,7 @@ class IrcConnection(LineReceiver):
         *middle, last = params or ("",)
         head = " ".join([f":{self.server_name}", numeric, self.nick, *middle])
         prefix = f"{head} :".encode()
-        data = b"".join(split_text(prefix, last))
-        if self.user is not None:
-            for room in self.user.rooms:
-                room.settle(self.user)
-        self.stats.bytes_sent += len(data)
-        self.outbox.write(data)
+        self.send_bytes(b"".join(split_text(prefix, last)))
 
     def error(self, text: str) -> None:
         """ERROR and close (IRC's way of ending a connection)."""
@@ -172,6 +180,19 @@ class IrcConnection(LineReceiver):
             self.disconnect()
 
     # -- reading ------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        self._last_input = self.factory.clock.seconds()
+        if self._skipping:  # the tail of an over-long line: dropped up to its end
+            end = data.find(b"\n")
+            if end < 0:
+                return
+            self._skipping = False
+            data = data[end + 1:]
+        super().dataReceived(data)
+        while self._after is not None and not self._closing:
+            rest, self._after = self._after, None
+            super().dataReceived(rest)
 
     def lineReceived(self, raw: bytes) -> None:
         if self._held is not None:
@@ -182,16 +203,48 @@ class IrcConnection(LineReceiver):
         raw = raw.rstrip(b"\r")
         if not raw.strip():
             return
-        if not self._flood.take():
-            self.stats.flood_refusals += 1
+        if self._lag or not self._flood.take():
+            self._delay(raw)
+            return
+        self._process(raw)
+
+    def _delay(self, raw: bytes) -> None:
+        """Over the flood limit: the line waits its turn, as IRC servers do
+        (clients send bursts at connect and join), unless too many wait."""
+        limits = self.factory.gate.limits
+        if len(self._lag) >= limits.flood_kick:
+            self._lag.clear()
+            self.stats.flood_kicks += 1
             if self.user is not None:
-                self.stats.flood_kicks += 1
+                log.info("{name} kicked for flooding from {host}", name=self.user.name,
+                         host=self.host)
                 user = self._forget_user()
                 self.server.moderation.server_kick(user, "flooding")
             else:
                 self.stats.refused("flood")
                 self.error("flooding")
             return
+        self.stats.flood_refusals += 1
+        self._lag.append(raw)
+        if self._lag_timer is None:
+            self.transport.pauseProducing()
+            self._lag_timer = self.factory.clock.callLater(1 / limits.flood_rate, self._unlag)
+
+    def _unlag(self) -> None:
+        """The flood limit lets the waiting lines through, one token each."""
+        self._lag_timer = None
+        while (self._lag and self._held is None and not self._closing
+               and self._flood.take()):
+            self._process(self._lag.popleft())
+        if self._closing or self._held is not None:
+            return  # _release carries on
+        if self._lag:
+            self._lag_timer = self.factory.clock.callLater(
+                1 / self.factory.gate.limits.flood_rate, self._unlag)
+        else:
+            self.transport.resumeProducing()
+
+    def _process(self, raw: bytes) -> None:
         self.stats.lines_received += 1
         if raw.startswith(b"@"):
             tags, _, raw = raw.partition(b" ")
@@ -210,8 +263,14 @@ class IrcConnection(LineReceiver):
         self.handle(command.upper(), params)
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        """LineReceiver would close: IRC answers 417 and keeps the connection."""
+        """LineReceiver would close: IRC answers 417 and keeps the connection,
+        dropping the whole over-long line and nothing after it."""
         self._buffer = b""
+        _, end, rest = line.partition(self.delimiter)
+        if end:
+            self._after = rest or None
+        else:
+            self._skipping = True
         if not self._closing:
             self.reply("417", "Input line was too long")
 
@@ -224,9 +283,13 @@ class IrcConnection(LineReceiver):
         held, self._held = self._held or [], None
         if self._closing:
             return
-        self.transport.resumeProducing()
         for raw in held:
             self.lineReceived(raw)
+        if self._lag:
+            if self._lag_timer is None:
+                self._unlag()
+        elif self._held is None:
+            self.transport.resumeProducing()
 
     def handle(self, command: str, params: list[str]) -> None:
         if command in ("PING", "PONG", "QUIT"):
@@ -243,6 +306,12 @@ class IrcConnection(LineReceiver):
             return
         if command == "NICK":
             self.registration.irc_NICK(params)
+            return
+        if command in ("PASS", "USER"):
+            self.reply(irc.ERR_ALREADYREGISTRED, "You may not reregister")
+            return
+        if command == "AUTHENTICATE":
+            self.reply("907", "You have already authenticated")
             return
         self.commands.run(command, params)
 
@@ -262,6 +331,31 @@ class IrcConnection(LineReceiver):
         self._flood = self.factory.gate.flood_bucket()
         self.commands = Commands(self)
         self.commands.welcome()
+        idle = self.factory.gate.limits.keepalive_idle
+        self._ping_timer = self.factory.clock.callLater(idle, self._keepalive)
+
+    def _keepalive(self) -> None:
+        """keepalive_idle seconds without a byte from the client: PING it;
+        as long again without an answer (or anything): ERROR and close."""
+        clock, idle = self.factory.clock, self.factory.gate.limits.keepalive_idle
+        now = clock.seconds()
+        self._ping_timer = None
+        if self._closing:
+            return
+        if self._pinged is not None and self._last_input < self._pinged:
+            user = self._forget_user()
+            self.error(f"Ping timeout: {idle} seconds")
+            if user is not None:
+                self.server.logout(user, cause="ping timeout", count_as="ping timeout")
+            return
+        quiet = now - self._last_input
+        if quiet < idle:
+            self._pinged = None
+            self._ping_timer = clock.callLater(idle - quiet, self._keepalive)
+            return
+        self._pinged = now
+        self.send(f"PING :{self.server_name}")
+        self._ping_timer = clock.callLater(idle, self._keepalive)
 
     def wire_changed(self) -> None:
         """Capabilities changed after registration: rooms must see the new format."""

@@ -27,7 +27,9 @@ from chatd.core.text import clean, valid_name
 log = Logger()
 
 # IRCv3 capabilities offered (CAP LS).
-CAPS = ("server-time", "message-tags", "echo-message", "multi-prefix", "batch", "sasl")
+# multi-prefix: admins' @ is the only prefix there is, so it changes nothing.
+CAPS = ("server-time", "message-tags", "echo-message", "multi-prefix", "away-notify",
+        "batch", "sasl")
 
 
 class Registration:
@@ -126,6 +128,9 @@ class Registration:
             parts = base64.b64decode(arg, validate=True).decode("utf-8").split("\0")
             _, account, password = parts
         except (binascii.Error, UnicodeDecodeError, ValueError):
+            self._conn.reply("904", "SASL authentication failed")
+            return
+        if not valid_name(account):  # no such account; and 900 echoes it
             self._conn.reply("904", "SASL authentication failed")
             return
         self._sasl = (account, password)

@@ -79,10 +79,11 @@ class IrcFormat:
 
     def render(self, event: ev.Event) -> bytes:
         kind = event.__class__
-        if kind is ev.Message:
-            return self._said(event, channel(event.room), event.text)
+        if kind is ev.Message:  # with the sender's IRC formatting codes, if any
+            return self._said(event, channel(event.room), event.rich or event.text)
         if kind is ev.Action:
-            return self._said(event, channel(event.room), f"\x01ACTION {event.text}\x01")
+            return self._said(event, channel(event.room),
+                              f"\x01ACTION {event.rich or event.text}\x01")
         if kind is ev.Joined:
             return self._line(event, self.source(event.name), f"JOIN {channel(event.room)}")
         if kind is ev.Left:
@@ -134,6 +135,13 @@ class IrcFormat:
                 and event.name == viewer:  # KICK out of one room: shared, as render()
             return f"ERROR :Closing Link: {_why(event)}\r\n".encode()
         return self.render(event)
+
+    def echo(self, at: float, nick: str, verb: str, target: str, text: str) -> bytes:
+        """What nick sent, back to them (echo-message), as the others see it."""
+        prefix = f":{self.source(nick)} {verb} {target} :".encode()
+        if self.times:
+            prefix = f"@time={server_time(at)} ".encode() + prefix
+        return b"".join(split_text(prefix, text))
 
     def _said_by(self, event: ev.Event, sender: str, target: str, text: str) -> bytes:
         prefix = self._tag(event) + f":{self.source(sender)} PRIVMSG {target} :".encode()
