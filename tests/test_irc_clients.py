@@ -27,12 +27,7 @@ pytestmark = pytest.mark.skipif(
 HOST = "chatd.test"  # [irc] server_name: the host part of every nick!user@host
 _names = count(1)
 
-# TODO(lead): drop the [limits] table once the IRC flood bucket no longer
-# closes a connection at its first line over the burst (branch irc-proto,
-# "lines over the flood limit wait their turn"): irssi sends six lines to
-# register (CAP LS, JOIN :, CAP REQ, CAP END, NICK, USER), more than
-# flood_burst = 5, and is closed with "ERROR :... (flooding)".
-CONFIG = f'[irc]\nserver_name = "{HOST}"\n[limits]\nflood_burst = 20\n'
+CONFIG = f'[irc]\nserver_name = "{HOST}"\n'  # the default limits: clients must cope
 
 
 @pytest.fixture(scope="module")
