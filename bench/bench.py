@@ -1,4 +1,4 @@
-"""chatd against ngircd, side by side: fan-out, latency, logins, memory.
+"""chatd against ngircd, side by side: fan-out, IRC fan-out, latency, logins, memory.
 
 Run as `make bench` (BENCH_ARGS="--help" for the options) or directly with
 the project's venv: `.venv/bin/python bench/bench.py`.  Each run starts a
@@ -20,6 +20,7 @@ import sys
 import time
 
 from loadgen import (
+    Dialect,
     PhaseFailed,
     build_counter,
     count_python,
@@ -45,8 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--chatd-path", metavar="DIR",
                    help="run the chatd package found in DIR (a copy of the tree"
                         " with a change to try) instead of the installed one")
-    p.add_argument("--scenarios", default="fanout,latency,logins,memory",
-                   help="which measurements to make, comma-separated")
+    p.add_argument("--scenarios", default="fanout,ircfanout,latency,logins,memory",
+                   help="which measurements to make, comma-separated (ircfanout:"
+                        " the fan-out through chatd's IRC front end)")
     p.add_argument("--clients", type=int, default=200, help="fan-out clients")
     p.add_argument("--senders", type=int, default=20, help="fan-out senders")
     p.add_argument("--messages", type=int, default=2000,
@@ -116,15 +118,21 @@ class Bench:
         return count_python(spec, dialect, messages, self.args.size, rate, timeout)
 
     def send_and_count(self, server: Server, clients: int, messages: int,
-                       rate: float) -> dict:
+                       rate: float, irc: bool = False) -> dict:
+        """Log clients in, then send and count; irc: over the server's IRC port."""
         a = self.args
-        crowd = login(server.host, server.port, server.dialect, clients,
+        port, dialect = server.port, server.dialect
+        if irc:
+            if server.irc_port is None:
+                raise PhaseFailed(f"{server.label} has no IRC listener")
+            port, dialect = server.irc_port, Dialect("irc")
+        crowd = login(server.host, port, dialect, clients,
                       inflight=a.login_inflight, timeout=a.phase_timeout)
         try:
             drain(crowd, timeout=a.phase_timeout)
             spec = plan(crowd, a.senders, messages)
             cpu0 = server.cpu_seconds() if server.pid else None
-            result = self.count(spec, server.dialect, messages, rate)
+            result = self.count(spec, dialect, messages, rate)
             if cpu0 is not None:
                 result["server_cpu"] = server.cpu_seconds() - cpu0
         finally:
@@ -143,6 +151,11 @@ class Bench:
 
     def fanout(self, server: Server) -> dict:
         return self.send_and_count(server, self.args.clients, self.args.messages, 0)
+
+    def ircfanout(self, server: Server) -> dict:
+        """fanout with every client speaking IRC (chatd: its --irc listener)."""
+        return self.send_and_count(server, self.args.clients, self.args.messages, 0,
+                                   irc=True)
 
     def latency(self, server: Server) -> dict:
         a = self.args
@@ -200,6 +213,10 @@ def run_one(bench: Bench, make_server, scenario: str) -> dict:
     return result
 
 
+SCENARIOS = ("fanout", "ircfanout", "latency", "logins", "memory")
+PAIRED = ("fanout", "ircfanout")  # --pairs runs; the ratio is the median of pairs'
+
+
 # -- the table -----------------------------------------------------------
 
 
@@ -230,9 +247,9 @@ def summarize(results: dict, labels: list[str]) -> list[list[str]]:
         ratio = None
         if len(labels) == 2 and None not in vals and vals[1]:
             ratio = vals[0] / vals[1]
-        if scenario == "fanout" and len(labels) == 2:
-            pairs = list(zip(results.get("fanout", {}).get(labels[0], []),
-                             results.get("fanout", {}).get(labels[1], []), strict=False))
+        if scenario in PAIRED and len(labels) == 2:
+            pairs = list(zip(results.get(scenario, {}).get(labels[0], []),
+                             results.get(scenario, {}).get(labels[1], []), strict=False))
             ratios = [a["per_second"] / b["per_second"] for a, b in pairs
                       if a.get("ok") and b.get("ok") and key == "per_second"]
             if ratios:
@@ -245,11 +262,12 @@ def summarize(results: dict, labels: list[str]) -> list[list[str]]:
         rows.append([name] + [fmt(v, unit) for v in vals]
                     + [fmt(ratio, "x") if ratio is not None else "-", verdict])
 
-    if "fanout" in results:
-        row("fan-out deliveries/s (median)", "fanout", "per_second", "", "higher", 5)
-        row("  load generator CPU (of 1 core)", "fanout", "loadgen_cpu", "", "", None)
-        row("  server CPU (of 1 core)", "fanout", "server_cpu_share", "", "", None)
-        row("  timed window (s)", "fanout", "window", "", "", None)
+    for scenario, title in (("fanout", "fan-out"), ("ircfanout", "IRC fan-out")):
+        if scenario in results:
+            row(f"{title} deliveries/s (median)", scenario, "per_second", "", "higher", 5)
+            row("  load generator CPU (of 1 core)", scenario, "loadgen_cpu", "", "", None)
+            row("  server CPU (of 1 core)", scenario, "server_cpu_share", "", "", None)
+            row("  timed window (s)", scenario, "window", "", "", None)
     if "latency" in results:
         row("latency p50 (ms)", "latency", "p50_ms", "", "lower", None)
         row("latency p99 (ms)", "latency", "p99_ms", "", "lower", 1)
@@ -305,6 +323,10 @@ def main(argv=None) -> int:
                 raise SystemExit(f"--servers: unknown server {name!r}")
     labels = list(makers)
     scenarios = [s for s in args.scenarios.split(",") if s]
+    for scenario in scenarios:
+        if scenario not in SCENARIOS:
+            raise SystemExit(f"--scenarios: unknown scenario {scenario!r}"
+                             f" (known: {', '.join(SCENARIOS)})")
     counter = "C helper" if bench.counter_bin else "Python"
     print(f"# {', '.join(labels)}: {args.clients} clients, {args.senders} senders"
           f" x {args.messages} messages of {args.size} bytes, {args.pairs}"
@@ -314,7 +336,8 @@ def main(argv=None) -> int:
 
     results: dict[str, dict[str, list[dict]]] = {}
     for scenario in scenarios:
-        runs = {"fanout": args.pairs, "latency": args.latency_runs}.get(scenario, 1)
+        runs = {"latency": args.latency_runs, **dict.fromkeys(PAIRED, args.pairs)
+                }.get(scenario, 1)
         per = results.setdefault(scenario, {lbl: [] for lbl in labels})
         for i in range(runs):
             order = labels if i % 2 == 0 else labels[::-1]

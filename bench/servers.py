@@ -67,10 +67,16 @@ class Server:
         self.pid = pid
         self.proc: subprocess.Popen | None = None
         self.dir: Path | None = None
+        # where it speaks IRC (chatd: its --irc listener), or None
+        self.irc_port: int | None = port if self.kind == "irc" else None
 
     @property
     def dialect(self) -> Dialect:
         return Dialect(self.kind)
+
+    def listen_ports(self) -> list[int]:
+        """Free loopback ports for a fresh instance; the first is self.port."""
+        return [free_port()]
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -80,7 +86,10 @@ class Server:
 
     def start(self, timeout: float = 20.0) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix=f"bench-{self.label}-"))
-        self.port = free_port()
+        ports = self.listen_ports()
+        self.port = ports[0]
+        if self.kind == "irc":
+            self.irc_port = self.port
         with open(self.dir / "server.log", "wb") as log:
             self.proc = subprocess.Popen(
                 self.command(), cwd=self.dir, stdin=subprocess.DEVNULL,
@@ -89,17 +98,21 @@ class Server:
             )
         self.pid = self.proc.pid
         deadline = time.monotonic() + timeout
+        waiting = list(ports)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise PhaseFailed(f"{self.label} exited at start:\n{self.log_tail()}")
             try:
-                with socket.create_connection((self.host, self.port), timeout=1):
+                with socket.create_connection((self.host, waiting[0]), timeout=1):
                     pass
-                # the probe connection leaves (chatd logs it); let that settle
-                time.sleep(0.3)
-                return
             except OSError:
                 time.sleep(0.05)
+                continue
+            waiting.pop(0)
+            if not waiting:
+                # the probe connections leave (chatd logs them); let that settle
+                time.sleep(0.3)
+                return
         self.stop()
         raise PhaseFailed(f"{self.label} did not listen within {timeout:.0f} s")
 
@@ -152,12 +165,23 @@ class Chatd(Server):
                 [self.source] + [p for p in [env.get("PYTHONPATH")] if p])
         return env
 
+    def listen_ports(self) -> list[int]:
+        # the line protocol's port, then the IRC front end's (--irc)
+        ports = [free_port()]
+        while len(ports) < 2:
+            port = free_port()
+            if port not in ports:
+                ports.append(port)
+        self.irc_port = ports[1]
+        return ports
+
     def command(self) -> list[str]:
         twistd = Path(sys.executable).parent / "twistd"
         return [
             str(twistd), "--pidfile=", "--logfile", str(self.dir / "twistd.log"),
             "-n", "chatd", "--config", str(BENCH_TOML),
             "--listen", f"tcp:{self.port}:interface=127.0.0.1:backlog=1024",
+            "--irc", f"tcp:{self.irc_port}:interface=127.0.0.1:backlog=1024",
             "--data-dir", str(self.dir / "data"),
         ]
 
@@ -182,8 +206,8 @@ class Running(Server):
     """A server someone else started (--target); it is never stopped here."""
 
     def __init__(self, kind: str, host: str, port: int, pid: int | None):
-        super().__init__(host, port, pid)
         self.kind = kind
+        super().__init__(host, port, pid)
         self.label = f"{kind}@{port}"
 
     def start(self, timeout: float = 20.0) -> None:

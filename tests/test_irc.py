@@ -206,10 +206,15 @@ class PasswordTests(IrcTestCase):
         self.assertEqual(out[0], ":test.irc 001 boss :Welcome to chatd, boss")
 
     def test_sasl_wrong_password(self):
-        """A wrong SASL password is refused with 464 at CAP END, and closed."""
+        """A wrong SASL password gets 904 at once (never 903), counts as a failed
+        login, and leaves the client unauthenticated: a registered nick then
+        needs a password (464, closed)."""
         p = self.h.irc()
-        self.h.say(p, "CAP REQ :sasl", "NICK x", "USER x 0 * :x", "AUTHENTICATE PLAIN",
-                   "AUTHENTICATE " + plain("reggie", "bad"), "CAP END")
+        self.h.say(p, "CAP REQ :sasl", "NICK reggie", "USER x 0 * :x", "AUTHENTICATE PLAIN",
+                   "AUTHENTICATE " + plain("reggie", "bad"))
+        self.assertEqual(numerics(self.h.lines(p)), ["CAP", "AUTHENTICATE", "904"])
+        self.assertTrue(self.h.gate.failures.failed("127.0.0.1"))
+        self.h.say(p, "CAP END")
         self.assertEqual(numerics(self.h.lines(p))[-2:], ["464", "ERROR"])
         self.assertTrue(self.closed(p))
 

@@ -87,6 +87,16 @@ class ChatRealm:
         return IChatUser, user, user.logout
 
 
+def check(portal_: portal.Portal, creds) -> defer.Deferred:
+    """Check creds with the portal's checker for them, logging no one in:
+    fires with the avatar id, or fails with UnauthorizedLogin (IRC's SASL
+    answers at AUTHENTICATE, before the nick is registered)."""
+    for iface, checker in portal_.checkers.items():
+        if iface.providedBy(creds):
+            return defer.maybeDeferred(checker.requestAvatarId, creds)
+    return defer.fail(error.UnhandledCredentials())
+
+
 def make_portal(server: Server, *password_checkers) -> portal.Portal:
     """The portal every front end logs in through: guests, and the given
     password checkers (chatd.core.auth.account_checkers: registered users'

@@ -21,7 +21,7 @@ from twisted.words.protocols import irc
 
 from chatd.core.auth import RegisteredPassword
 from chatd.core.errors import Banned, NameTaken, RoomError
-from chatd.core.login import ADMIN, GUEST, REGISTERED, Guest, IChatUser, Mind
+from chatd.core.login import ADMIN, GUEST, REGISTERED, Guest, IChatUser, Mind, check
 from chatd.core.text import clean, valid_name
 
 log = Logger()
@@ -130,13 +130,41 @@ class Registration:
         except (binascii.Error, UnicodeDecodeError, ValueError):
             self._conn.reply("904", "SASL authentication failed")
             return
-        if not valid_name(account):  # no such account; and 900 echoes it
-            self._conn.reply("904", "SASL authentication failed")
+        conn, server = self._conn, self._conn.server
+        admin = valid_name(account) and server.is_admin_name(account)
+        if not admin and not (valid_name(account) and server.is_registered_name(account)):
+            conn.reply("904", "SASL authentication failed")  # no such account
             return
-        self._sasl = (account, password)
-        self._conn.reply("900", f"{account}!{account}@{self._conn.server_name}", account,
-                   f"You are now logged in as {account}")
-        self._conn.reply("903", "SASL authentication successful")
+        failures = conn.factory.gate.failures
+        if not failures.begin(conn.host):
+            conn.stats.refused("login failures")
+            conn.error("too many failed logins, try later")
+            return
+        make = credentials.UsernamePassword if admin else RegisteredPassword
+        done = defer.Deferred()
+        conn.hold_until(done)
+
+        def accepted(_):
+            failures.end(conn.host, failed=False)
+            self._sasl = (account, password)
+            conn.reply("900", f"{account}!{account}@{conn.server_name}", account,
+                       f"You are now logged in as {account}")
+            conn.reply("903", "SASL authentication successful")
+
+        def refused(failure):
+            failure.trap(UnauthorizedLogin)
+            failures.end(conn.host, failed=True)
+            kind = ADMIN if admin else REGISTERED
+            log.warn("failed {kind} login for {name} from {host}", kind=kind,
+                     name=account, host=conn.host)
+            if admin:
+                conn.stats.failed_admin_logins += 1
+            conn.reply("904", "SASL authentication failed")
+
+        d = check(conn.factory.portal, make(account, password))
+        d.addCallbacks(accepted, refused)
+        d.addErrback(lambda f: log.failure("SASL check failed", f))
+        d.addBoth(done.callback)
 
     def _maybe_register(self) -> None:
         if (self._conn.user is not None or self._logging_in or self._negotiating
