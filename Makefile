@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 LISTEN ?= tcp:4000
+IRC ?= tcp:6667
 DATA ?= var
 
 .PHONY: run test lint bench clean
@@ -21,10 +22,12 @@ $(VENV)/.installed-test: $(BIN)/python setup.cfg pyproject.toml
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/twistd --pidfile= -n chatd --listen $(LISTEN) --data-dir $(DATA)
+	@echo "chatd: line clients (nc, telnet, chatd-client) on $(LISTEN)," \
+	  "IRC clients (irssi, WeeChat, HexChat) on $(IRC); data in $(DATA)/"
+	$(BIN)/twistd --pidfile= -n chatd --listen $(LISTEN) --irc $(IRC) --data-dir $(DATA)
 
 test: $(VENV)/.installed-test
-	tests/ensure-tools.sh tmux openssl systemd-analyze:systemd systemd-socket-activate:systemd
+	tests/ensure-tools.sh tmux irssi weechat openssl systemd-analyze:systemd systemd-socket-activate:systemd
 	$(BIN)/python -m pytest -q tests
 
 # The benchmark against ngircd (docs/performance.md); BENCH_ARGS=--help.
