@@ -215,6 +215,20 @@ class ChannelTests(IrcTestCase):
         self.h.say(self.bob, "TOPIC #testroom")
         self.assertEqual(self.h.lines(self.bob), [":test.irc 332 bob #testroom :be kind"])
 
+    def test_topic_and_reasons_lose_colour_numbers(self):
+        """A topic or part reason typed with IRC colours reaches everyone as
+        plain text: no stray colour digits ("04red" for a red "red")."""
+        boss = self.h.irc_login("boss", "PASS s3cret-pass")
+        self.h.say(boss, "JOIN #testroom")
+        self.h.say(self.bob, "JOIN #testroom")
+        self.h.lines(self.bob)
+        self.h.say(boss, "TOPIC #testroom :\x0304,01red\x0f topic")
+        self.assertEqual(self.h.lines(self.bob),
+                         [":boss!boss@test.irc TOPIC #testroom :red topic"])
+        self.h.say(boss, "PART #testroom :\x0312blue\x03 bye")
+        self.assertEqual(self.h.lines(self.bob),
+                         [":boss!boss@test.irc PART #testroom :blue bye"])
+
     def test_list(self):
         """LIST: 321, one 322 per room with its count and topic, 323."""
         self.h.say(self.bob, "JOIN #games", "LIST")

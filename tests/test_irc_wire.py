@@ -133,3 +133,16 @@ class IrcWireTests(IrcTestCase):
         self.h.read(self.alice)
         self.h.say(bob, "PRIVMSG #testroom :\x02\x0304\x0f")
         self.assertEqual(self.h.read(self.alice), [])
+
+
+def test_an_admin_who_joins_is_shown_as_operator():
+    """An admin's JOIN is followed by MODE +o, so IRC clients show them with @
+    at once, not only after the next NAMES."""
+    from chatd.core import events as ev
+    from chatd.irc.wire import IrcFormat
+
+    fmt = IrcFormat("test.irc")
+    data = fmt.render(ev.Joined(1, 0.0, "chatd", "boss", True)).decode()
+    assert data == (":boss!boss@test.irc JOIN #chatd\r\n"
+                    ":test.irc MODE #chatd +o boss\r\n")
+    assert "MODE" not in fmt.render(ev.Joined(2, 0.0, "chatd", "amy", False)).decode()

@@ -121,3 +121,9 @@ def format_duration(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def plain(text: str) -> str:
+    """text as everyone may see it: clean(), and IRC formatting codes
+    removed with their colour numbers (a topic, a reason typed on IRC)."""
+    return strip_formatting(clean_keeping_formatting(text))

@@ -18,8 +18,8 @@ from chatd.core.errors import Muted, NoSuchRoom, NoSuchUser, RoomError
 from chatd.core.room import Room
 from chatd.core.text import (
     NAME_MAX,
-    clean,
     clean_keeping_formatting,
+    plain,
     strip_formatting,
     valid_name,
 )
@@ -106,7 +106,7 @@ class Commands(Queries):
         if not params:
             conn.reply(irc.ERR_NEEDMOREPARAMS, "PART", "Not enough parameters")
             return
-        reason = clean(params[1]) if len(params) > 1 else ""
+        reason = plain(params[1]) if len(params) > 1 else ""
         for name in filter(None, params[0].split(",")):
             room = self._room(name)
             if room is None:
@@ -188,7 +188,7 @@ class Commands(Queries):
         if not self.user.admin:
             conn.reply("482", "#" + room.name, "You're not channel operator")
             return
-        conn.server.set_topic(self.user, room, clean(params[1]))
+        conn.server.set_topic(self.user, room, plain(params[1]))
 
     def irc_TAGMSG(self, params: list[str]) -> None:
         """Client-only tags (typing...) are not relayed, and need no answer:
@@ -196,7 +196,7 @@ class Commands(Queries):
 
     def irc_AWAY(self, params: list[str]) -> None:
         conn = self._conn
-        text = clean(params[0]) if params and params[0] else ""
+        text = plain(params[0]) if params and params[0] else ""
         conn.away = text or None
         self._away_notify(text)
         if text:
@@ -251,5 +251,5 @@ class Commands(Queries):
         room = self._room(params[0])
         if room is None:
             return None
-        reason = clean(params[2]).strip() if len(params) > 2 else ""
+        reason = plain(params[2]).strip() if len(params) > 2 else ""
         return moderation.kick(self._conn, room, params[1].split(","), reason)

@@ -20,7 +20,7 @@ from twisted.words.protocols import irc
 from zope.interface import implementer
 
 from chatd.core.room import IClient, User
-from chatd.core.text import clean
+from chatd.core.text import plain
 from chatd.irc.commands import Commands
 from chatd.irc.registration import Registration
 from chatd.irc.wire import split_text
@@ -383,7 +383,7 @@ class IrcConnection(LineReceiver):
         pass  # the keepalive's answer: reading it was the point
 
     def irc_QUIT(self, params: list[str]) -> None:
-        reason = clean(params[0]) if params else ""
+        reason = plain(params[0]) if params else ""
         user = self._forget_user()
         if user is not None:
             self.server.logout(user, reason, count_as="quit")

@@ -85,7 +85,11 @@ class IrcFormat:
             return self._said(event, channel(event.room),
                               f"\x01ACTION {event.rich or event.text}\x01")
         if kind is ev.Joined:
-            return self._line(event, self.source(event.name), f"JOIN {channel(event.room)}")
+            line = self._line(event, self.source(event.name), f"JOIN {channel(event.room)}")
+            if event.admin:  # admins are channel operators everywhere
+                line += self._line(event, self.server_name,
+                                   f"MODE {channel(event.room)} +o {event.name}")
+            return line
         if kind is ev.Left:
             why = with_reason(event.cause, event.reason) if event.cause else event.reason
             if event.quit:
