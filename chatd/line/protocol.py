@@ -54,25 +54,28 @@ class ChatProtocol(LineReceiver):
     wire = LINE  # IClient: how the core's events look on this connection
     removed = kicked.removed  # IClient: an admin's KICK took the user out of a room
 
+    # Rarely set: class defaults until a connection needs its own (an idle
+    # logged-in client should stay small; make bench, memory).
+    _ask = None  # a callback for the next line (/register's passwords)
+    _held: list[bytes] | None = None  # lines read while holding
+    _holds = 0  # hold_until's Deferreds not yet fired
+    _abort_timer = None
+    _refused: Recent | None = None  # refused lines, once over the flood limit
+
     def __init__(self):
         self.user: User | None = None  # once logged in
         self.here: Room | None = None  # the room this user is shown
         self._logout = None  # the cred logout, once logged in
-        self._ask = None  # a callback for the next line (/register's passwords)
         self._login: Login | None = None  # from admission until in the room
         self._buffer = b""
         self._discarding = False
         self._skip_lf = False
-        self._held: list[bytes] | None = None
-        self._holds = 0  # hold_until's Deferreds not yet fired
         self._closing = False
         self.outbox: Outbox | None = None  # once connected
         self._counted = False  # this connection counts against the limits
         self._login_timer = None
-        self._abort_timer = None
         self._idle: IdleTimer | None = None  # once logged in
         self._flood: TokenBucket | None = None
-        self._refused: Recent | None = None
         self.host = ""
 
     # -- IClient ------------------------------------------------------
