@@ -27,7 +27,8 @@ run: $(VENV)/.installed
 	$(BIN)/twistd --pidfile= -n chatd --listen $(LISTEN) --irc $(IRC) --data-dir $(DATA)
 
 test: $(VENV)/.installed-test
-	tests/ensure-tools.sh tmux irssi weechat openssl systemd-analyze:systemd systemd-socket-activate:systemd
+	tests/ensure-tools.sh tmux irssi weechat openssl systemd-analyze:systemd systemd-socket-activate:systemd \
+	  chromium chromedriver:chromium-driver  # the browser tests (test_web_browser.py)
 	$(BIN)/python -m pytest -q tests
 
 # The benchmark against ngircd (docs/performance.md); BENCH_ARGS=--help.
