@@ -65,11 +65,13 @@ class Server:
     """`twistd -n chatd` on the given endpoints, with admin boss already made."""
 
     def __init__(self, directory: Path, listen: list[str], irc: tuple[str, ...] = (),
-                 config: str = ""):
+                 config: str = "", web: tuple[str, ...] = (), history: int = 0):
         self.directory = directory
         self.listen = listen
         self.irc = list(irc)  # --irc endpoints
+        self.web = list(web)  # --web endpoints
         self.config = config  # more chatd.toml
+        self.history = history  # [server] history
         self.data = directory / "data"
         self.log = directory / "twistd.log"
         self.proc: subprocess.Popen | None = None
@@ -77,21 +79,24 @@ class Server:
     def start(self, port: int) -> Server:
         AdminFile(self.data / "admins").set_password(ADMIN, ADMIN_PASSWORD)
         twistd = BIN / "twistd" if (BIN / "twistd").exists() else shutil.which("twistd")
-        # History off: one server serves a module's tests, and lines replayed
-        # from an earlier test would come before each login's live ones.
+        # History off unless asked for: one server serves a module's tests,
+        # and lines replayed from an earlier test would come before each
+        # login's live ones.
         config = self.directory / "chatd.toml"
-        config.write_text("[server]\nhistory = 0\n" + self.config)
+        config.write_text(f"[server]\nhistory = {self.history}\n" + self.config)
         argv = [str(twistd), "-n", "--pidfile=", f"--logfile={self.log}", "chatd",
                 "--config", str(config), "--data-dir", str(self.data)]
         for endpoint in self.listen:
             argv += ["--listen", endpoint]
         for endpoint in self.irc:
             argv += ["--irc", endpoint]
+        for endpoint in self.web:
+            argv += ["--web", endpoint]
         self.proc = subprocess.Popen(argv, cwd=self.directory, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # Every listener, not only port: they bind one after another, and a
         # TLS one reads its certificate first.
-        ports = {port} | {int(e.split(":")[1]) for e in self.listen + self.irc
+        ports = {port} | {int(e.split(":")[1]) for e in self.listen + self.irc + self.web
                           if e.split(":")[0] in ("tcp", "ssl") and e.split(":")[1].isdigit()}
         wait_for(lambda: all(map(self.accepts, ports)) or self._died(),
                  what=lambda: "chatd to listen")
