@@ -448,7 +448,7 @@ const ChatPage = (function () {
     }
 
     function connect() {
-      clearTimeout(state.timer);
+      win.clearTimeout(state.timer);
       setStatus("connecting", "connecting");
       state.autoLogin = !!state.name;
       state.rejoin = Array.from(state.rooms.keys());
@@ -463,7 +463,7 @@ const ChatPage = (function () {
       ws.onopen = () => {
         setStatus("connected", "connected");
         state.heard = Date.now();
-        state.pinger = setInterval(() => {
+        state.pinger = win.setInterval(() => {
           if (Date.now() - state.heard > SILENT_LIMIT) ws.close();
           else send({ type: "ping" });
         }, PING_EVERY);
@@ -474,7 +474,7 @@ const ChatPage = (function () {
         if (ev && typeof ev.kind === "string") onEvent(ev);
       };
       ws.onclose = () => {
-        clearInterval(state.pinger);
+        win.clearInterval(state.pinger);
         if (state.ws !== ws) return;
         state.ws = null;
         state.loggedIn = false;
@@ -493,7 +493,7 @@ const ChatPage = (function () {
         if (left <= 0) { connect(); return; }
         setStatus("reconnecting in " + left + "s", "reconnecting");
         left -= 1;
-        state.timer = setTimeout(tick, 1000);
+        state.timer = win.setTimeout(tick, 1000);
       };
       tick();
     }
