@@ -162,7 +162,7 @@ const ChatPage = (function () {
         return line(doc, "action", ev.at, ["*", span(doc, "msg-name", ev.name),
           span(doc, "msg-text", ev.text)]);
       case "private": {
-        const head = ev.from === me ? "→ " + ev.to : ev.from + " →";
+        const head = ev.from === me ? "you → " + ev.to : ev.from + " → you";
         return line(doc, "private", ev.at, [span(doc, "msg-name", head),
           span(doc, "msg-text", ev.text)]);
       }
@@ -182,6 +182,7 @@ const ChatPage = (function () {
       ? ["*", span(doc, "msg-name", item.name), span(doc, "msg-text", item.text)]
       : [span(doc, "msg-name", item.name), span(doc, "msg-text", item.text)];
     const node = line(doc, "history", item.at, parts, true);
+    if (item.kind === "action") node.className += " history-action";
     node.setAttribute("title", "earlier");
     return node;
   }
