@@ -191,6 +191,8 @@ test("log in, password, rooms, members, commands, reconnect and re-login", () =>
   assert.deepEqual(ws.take(), [{ type: "rooms" }]);
   const members = $("members").byClass("member");
   assert.deepEqual(members.map((m) => m.getAttribute("data-name")), ["alice", "bob"]);
+  assert.deepEqual(members.map((m) => [m.textContent, m.className]),
+    [["alice", "member member-admin"], ["bob", "member"]]);
   assert.equal($("member-count").textContent, "(3)");
   const earlier = $("messages").byClass("msg-history");
   assert.equal(earlier.length, 1);

@@ -272,7 +272,8 @@ const ChatPage = (function () {
           const li = doc.createElement("li");
           li.className = admin ? "member member-admin" : "member";
           li.setAttribute("data-name", name);
-          li.textContent = admin ? "@" + name : name;
+          li.textContent = name;   // the admin's "@" is the stylesheet's
+          if (admin) li.setAttribute("title", "admin");
           items.push(li);
         }
         const more = room.count - room.members.size;
