@@ -212,7 +212,7 @@ const ChatPage = (function () {
       ws: null, attempt: 0, timer: null, pinger: null, heard: 0, stop: false,
       name: "", asked: "", loggedIn: false, autoLogin: false, loginErrorText: "",
       rooms: new Map(),   // name -> {members: Map name->admin, count, topic, lines, unread}
-      current: "", list: [], landing: "", rejoin: [],
+      current: "", list: [], rejoin: [],
     };
 
     function setStatus(text, cls) {
@@ -410,7 +410,6 @@ const ChatPage = (function () {
       state.heard = Date.now();
       switch (ev.kind) {
         case "username":
-          state.landing = ev.room || state.landing;
           if (state.autoLogin && state.name) {
             state.autoLogin = false;
             state.asked = state.name;
