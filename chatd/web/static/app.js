@@ -162,7 +162,7 @@ const ChatPage = (function () {
         return line(doc, "action", ev.at, ["*", span(doc, "msg-name", ev.name),
           span(doc, "msg-text", ev.text)]);
       case "private": {
-        const head = ev.from === me ? "→ " + ev.to : ev.from + " →";
+        const head = ev.from === me ? "you → " + ev.to : ev.from + " → you";
         return line(doc, "private", ev.at, [span(doc, "msg-name", head),
           span(doc, "msg-text", ev.text)]);
       }
@@ -182,6 +182,7 @@ const ChatPage = (function () {
       ? ["*", span(doc, "msg-name", item.name), span(doc, "msg-text", item.text)]
       : [span(doc, "msg-name", item.name), span(doc, "msg-text", item.text)];
     const node = line(doc, "history", item.at, parts, true);
+    if (item.kind === "action") node.className += " history-action";
     node.setAttribute("title", "earlier");
     return node;
   }
@@ -211,7 +212,7 @@ const ChatPage = (function () {
       ws: null, attempt: 0, timer: null, pinger: null, heard: 0, stop: false,
       name: "", asked: "", loggedIn: false, autoLogin: false, loginErrorText: "",
       rooms: new Map(),   // name -> {members: Map name->admin, count, topic, lines, unread}
-      current: "", list: [], landing: "", rejoin: [],
+      current: "", list: [], rejoin: [],
     };
 
     function setStatus(text, cls) {
@@ -271,7 +272,8 @@ const ChatPage = (function () {
           const li = doc.createElement("li");
           li.className = admin ? "member member-admin" : "member";
           li.setAttribute("data-name", name);
-          li.textContent = admin ? "@" + name : name;
+          li.textContent = name;   // the admin's "@" is the stylesheet's
+          if (admin) li.setAttribute("title", "admin");
           items.push(li);
         }
         const more = room.count - room.members.size;
@@ -408,7 +410,6 @@ const ChatPage = (function () {
       state.heard = Date.now();
       switch (ev.kind) {
         case "username":
-          state.landing = ev.room || state.landing;
           if (state.autoLogin && state.name) {
             state.autoLogin = false;
             state.asked = state.name;
@@ -448,7 +449,7 @@ const ChatPage = (function () {
     }
 
     function connect() {
-      clearTimeout(state.timer);
+      win.clearTimeout(state.timer);
       setStatus("connecting", "connecting");
       state.autoLogin = !!state.name;
       state.rejoin = Array.from(state.rooms.keys());
@@ -463,7 +464,7 @@ const ChatPage = (function () {
       ws.onopen = () => {
         setStatus("connected", "connected");
         state.heard = Date.now();
-        state.pinger = setInterval(() => {
+        state.pinger = win.setInterval(() => {
           if (Date.now() - state.heard > SILENT_LIMIT) ws.close();
           else send({ type: "ping" });
         }, PING_EVERY);
@@ -474,7 +475,7 @@ const ChatPage = (function () {
         if (ev && typeof ev.kind === "string") onEvent(ev);
       };
       ws.onclose = () => {
-        clearInterval(state.pinger);
+        win.clearInterval(state.pinger);
         if (state.ws !== ws) return;
         state.ws = null;
         state.loggedIn = false;
@@ -493,7 +494,7 @@ const ChatPage = (function () {
         if (left <= 0) { connect(); return; }
         setStatus("reconnecting in " + left + "s", "reconnecting");
         left -= 1;
-        state.timer = setTimeout(tick, 1000);
+        state.timer = win.setTimeout(tick, 1000);
       };
       tick();
     }
