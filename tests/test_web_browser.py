@@ -63,8 +63,10 @@ class Page:
         try:
             return WebDriverWait(self.driver, timeout).until(lambda d: condition())
         except TimeoutException:
-            raise AssertionError(f"timed out waiting for {what}; messages: "
-                                 f"{self.texts('#messages .msg')!r}") from None
+            raise AssertionError(
+                f"timed out waiting for {what}; messages: {self.texts('#messages .msg')!r};"
+                f" console: {[e['message'] for e in self.driver.get_log('browser')]!r}"
+            ) from None
 
     def texts(self, selector: str) -> list[str]:
         """The text of every element selector matches, read in one go (the
@@ -132,6 +134,7 @@ def browser(tmp_path):
         options.add_argument("--window-size=1000,640")
         options.add_argument("--no-first-run")
         options.add_argument("--disable-dev-shm-usage")
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # for failures
         if os.geteuid() == 0:
             options.add_argument("--no-sandbox")  # Chromium refuses root otherwise
         service = Service(driver_path, log_output=str(tmp_path / f"chromedriver{len(pages)}.log"))
