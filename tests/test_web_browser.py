@@ -61,7 +61,8 @@ class Page:
 
     def wait(self, condition, what: str, timeout: float = TIMEOUT):
         try:
-            return WebDriverWait(self.driver, timeout).until(lambda d: condition())
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
+                lambda d: condition())
         except TimeoutException:
             raise AssertionError(
                 f"timed out waiting for {what}; messages: {self.texts('#messages .msg')!r};"
