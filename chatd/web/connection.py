@@ -110,8 +110,11 @@ class WebConnection:
             return
         self._closing = True
         self.outbox.close()
+        # A close frame of our own: wsproto's would raise if the page's
+        # close frame came first.
+        self.outbox.write(wire.CLOSE)
         self.transport.unregisterProducer()
-        self.ws.loseConnection()  # a close frame, then the TCP close
+        self.transport.loseConnection()
         self._abort_timer = self.clock.callLater(CLOSE_GRACE, self.transport.abortConnection)
 
     def removed(self, room: Room) -> None:
@@ -176,6 +179,7 @@ class WebConnection:
 
     def textMessageReceived(self, text: str) -> None:
         self._pending = 0
+        self.stats.lines_received += 1
         if self._held is not None:
             self._held.append(text)
             return

@@ -27,6 +27,10 @@ def frame(payload: bytes) -> bytes:
     return b"\x81\x7f" + n.to_bytes(8, "big") + payload
 
 
+# The close frame the server sends before it closes: 1000, normal closure.
+CLOSE = b"\x88\x02\x03\xe8"
+
+
 def encode(obj: dict) -> bytes:
     """obj as the frame a client receives."""
     return frame(_dumps(obj).encode("utf-8"))
