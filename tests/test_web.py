@@ -230,6 +230,43 @@ class LimitsTests(WebTestCase):
         self.assertTrue(page.transport.disconnecting)
         self.assertIsNone(self.h.server.get("alice"))
 
+    def test_login_timeout(self):
+        """A page that never logs in is closed after login_timeout."""
+        page = self.w.connect()
+        self.w.read(page)
+        self.h.clock.advance(self.h.gate.limits.login_timeout + 1)
+        self.assertEqual(self.w.read(page), [{"kind": "error", "text": "login timed out"},
+                                             {"kind": "(close)"}])
+
+    def test_a_page_that_does_not_read_is_cut_off(self):
+        """What waits for a page is bounded by sendq: past it the page is
+        disconnected and its rooms are told, like any other client."""
+        self.h.login("bob")
+        bob, room = self.h.server.get("bob"), self.h.room
+        page = self.w.login("alice")
+        page.outbox.pauseProducing()  # the transport says its buffer is full
+        for i in range(self.h.gate.limits.sendq // 50):  # 50 bytes: less than a frame
+            self.h.server.say(bob, room, f"message number {i} for a page that does not read")
+            self.h.clock.advance(0)
+            if self.h.server.get("alice") is None:
+                break
+        self.assertIsNone(self.h.server.get("alice"))
+        self.assertEqual(self.h.server.stats.sendq_disconnects, 1)
+
+    def test_register_asks_passwords_as_password_messages(self):
+        """/register's two passwords come as `password` messages, never as
+        text said in the room; then the name needs that password."""
+        bob = self.h.login("bob")
+        page = self.w.login("alice")
+        self.h.read(bob)
+        self.w.send(page, {"type": "say", "room": "testroom", "text": "/register"})
+        self.assertEqual(self.w.read(page)[-1], {"kind": "password"})
+        self.w.send(page, {"type": "password", "password": "a long secret"},
+                    {"type": "password", "password": "a long secret"})
+        self.assertIn("alice is registered", self.w.read(page)[-1]["text"])
+        self.assertEqual(self.h.read(bob), [])
+        self.assertTrue(self.h.server.is_registered_name("alice"))
+
     def test_admission_is_the_shared_gate(self):
         """Pages count against max_per_ip with every other connection."""
         h = ProtocolHarness(Path(self.mktemp()), max_per_ip=1)
