@@ -402,3 +402,14 @@ def test_wire_renders_every_event_kind():
         data = WEB.render_for(kind, "a")
         obj = json.loads(data[2:])
         assert obj["id"] == kind.id
+
+
+def test_message_fast_path_is_the_same_json():
+    """A message renders to the same JSON as every other event's path would
+    give it, whatever its text (quotes, backslashes, controls, non-ASCII)."""
+    import chatd.core.events as ev
+    from chatd.web.wire import _RENDER, encode
+    for text in ('plain', 'quo"te \\ back', "tab\tand\u2028line", "héllo 🎉", XSS):
+        e = ev.Message(12, 1795635898.5007303, "chatd", "alice", text)
+        assert WEB.render(e) == encode(_RENDER[ev.Message](e))
+        assert json.loads(WEB.render(e)[2:].decode())["text"] == text
