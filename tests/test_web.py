@@ -189,6 +189,30 @@ class ChatTests(WebTestCase):
         self.assertEqual((seen[0]["name"], seen[0]["you"]), ("alice", False))
 
 
+    def test_kicked_out_of_one_room(self):
+        """An IRC admin's KICK out of one room: the page sees it (room_only)
+        and stays logged in; kicked out of its only room, it is back in the
+        landing room."""
+        self.h.login("boss", "bosspassword")
+        boss = self.h.server.get("boss")
+        page = self.w.login("alice")
+        self.w.send(page, {"type": "join", "room": "games"})
+        self.h.server.enter(boss, "games")
+        self.h.clock.advance(0)
+        self.w.read(page)
+        self.h.server.moderation.kick_from_room(boss, self.h.server.room("games"), "alice")
+        self.h.clock.advance(0)
+        [kicked] = [m for m in self.w.read(page) if m["kind"] == "kicked"]
+        self.assertEqual((kicked["room"], kicked["room_only"], kicked["you"]),
+                         ("games", True, True))
+        self.assertEqual([r.name for r in self.h.server.get("alice").rooms], ["testroom"])
+        self.h.server.moderation.kick_from_room(boss, self.h.room, "alice")
+        self.h.clock.advance(0)
+        kinds = [(m["kind"], m["room"]) for m in self.w.read(page)]
+        self.assertEqual(kinds, [("kicked", "testroom"), ("welcome", "testroom")])
+        self.assertFalse(page.transport.disconnecting)
+
+
 class LimitsTests(WebTestCase):
     def test_oversize_message_is_refused_like_a_long_line(self):
         """A message over max_line bytes is dropped with the line protocol's
