@@ -230,6 +230,9 @@ class LimitsTests(WebTestCase):
         """Invalid JSON, a non-object, an unknown type or a wrong field type:
         an error each, and the connection carries on."""
         page = self.w.login("alice")
+        self.w.send(page, "[" * 2000)
+        self.assertEqual(self.w.read(page), [
+            {"kind": "error", "text": "invalid JSON: message dropped"}])
         self.w.send(page, "{nope", "[1]", {"type": "dance"},
                     {"type": "say", "room": "testroom", "text": 3})
         self.assertEqual(self.w.read(page), [
@@ -237,6 +240,7 @@ class LimitsTests(WebTestCase):
             {"kind": "error", "text": "unknown message type"},
             {"kind": "error", "text": "unknown message type"},
             {"kind": "error", "text": '"text" must be a string'}])
+        self.h.clock.advance(10)  # the flood bucket refills
         self.w.send(page, {"type": "ping"})
         self.assertEqual(self.w.read(page), [{"kind": "pong"}])
 

@@ -195,7 +195,7 @@ class WebConnection:
             return
         try:
             message = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # [[[[...]]]] nested past the stack
             self.send(wire.reply("error", text="invalid JSON: message dropped"))
             return
         kind = message.get("type") if isinstance(message, dict) else None
@@ -207,6 +207,9 @@ class WebConnection:
             handler(self.messages, message)
         except RoomError as e:
             self.reply(error(str(e)))
+        except Exception:  # contained to this page, never the WebSocket's reader
+            log.failure("{kind} from {host} failed", kind=kind, host=self.host)
+            self.reply(error("internal error, sorry"))
 
     def connectionLost(self, reason) -> None:
         self._closing = True
