@@ -7,12 +7,14 @@ from pathlib import Path
 
 from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial import unittest
 from twisted.web.client import Agent, readBody
+from twisted.web.server import Site
 
 from chatd import config
-from chatd.tap import Options
+from chatd.tap import Options, makeService
 from chatd.web.wire import WEB, frame
 from tests.helpers import ProtocolHarness
 from tests.helpers_web import WebHarness, WsClient, client_frame
@@ -331,6 +333,21 @@ class ConfigTests(unittest.TestCase):
         path.write_text('[web]\norigins = ["chat.example.org/x"]\n')
         self.assertRaises(config.ConfigError, config.load, path)
         self.assertRaises(usage.UsageError, Options().parseOptions, ["--config", str(path)])
+
+
+    def test_make_service_serves_the_site(self):
+        """Each --web endpoint is a listener serving the page's Site, next to --listen's."""
+        options = Options()
+        options.parseOptions(["--data-dir", str(Path(self.mktemp())), "--listen", "tcp:4001",
+                              "--web", "tcp:8081:interface=127.0.0.1"])
+        memory = MemoryReactorClock()
+        svc = makeService(options, memory)
+        svc.privilegedStartService()
+        svc.startService()
+        self.addCleanup(svc.stopService)
+        [(port, factory, _, iface)] = [s for s in memory.tcpServers if s[0] == 8081]
+        self.assertEqual((port, iface), (8081, "127.0.0.1"))
+        self.assertIsInstance(factory, Site)
 
 
 class LoopbackTests(unittest.TestCase):
