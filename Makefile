@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 LISTEN ?= tcp:4000
 IRC ?= tcp:6667
+WEB ?= tcp:8080
 DATA ?= var
 
 .PHONY: run test lint bench clean
@@ -24,7 +25,8 @@ $(VENV)/.installed-test: $(BIN)/python setup.cfg pyproject.toml
 run: $(VENV)/.installed
 	@echo "chatd: line clients (nc, telnet, chatd-client) on $(LISTEN)," \
 	  "IRC clients (irssi, WeeChat, HexChat) on $(IRC); data in $(DATA)/"
-	$(BIN)/twistd --pidfile= -n chatd --listen $(LISTEN) --irc $(IRC) --data-dir $(DATA)
+	@echo "chatd: in a browser, open http://localhost:$(word 2,$(subst :, ,$(WEB)))/"
+	$(BIN)/twistd --pidfile= -n chatd --listen $(LISTEN) --irc $(IRC) --web $(WEB) --data-dir $(DATA)
 
 test: $(VENV)/.installed-test
 	tests/ensure-tools.sh tmux irssi weechat openssl systemd-analyze:systemd systemd-socket-activate:systemd

@@ -6,6 +6,7 @@ leaves a default in force.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -79,6 +80,10 @@ class Settings:
     irc: list[str] = field(default_factory=list)
     # The IRC server's name in prefixes and numerics ([irc] server_name); "": the host name.
     irc_server_name: str = ""
+    # Web page and WebSocket listeners ([web] listen); empty: no web page.
+    web: list[str] = field(default_factory=list)
+    # Origins besides the page's own allowed to open the WebSocket ([web] origins).
+    web_origins: list[str] = field(default_factory=list)
     # Rooms that always exist, besides `room`, where everyone lands.
     rooms: list[str] = field(default_factory=list)
     # Whether /join may create a room that is not configured.
@@ -129,10 +134,10 @@ def load(path: str | Path | None) -> Settings:
         raise ConfigError(f"config file {path}: {e}") from e
     except UnicodeDecodeError as e:
         raise ConfigError(f"config file {path} is not UTF-8 (byte {e.start})") from e
-    unknown = set(doc) - {"server", "limits", "metrics", "irc"}
+    unknown = set(doc) - {"server", "limits", "metrics", "irc", "web"}
     if unknown:
         raise ConfigError(f"unknown table [{sorted(unknown)[0]}] in {path}")
-    for table in ("server", "limits", "metrics", "irc"):
+    for table in ("server", "limits", "metrics", "irc", "web"):
         if not isinstance(doc.get(table, {}), dict):
             raise ConfigError(f"{table} must be a table: [{table}]")
     server = dict(doc.get("server", {}))
@@ -155,9 +160,11 @@ def load(path: str | Path | None) -> Settings:
     if len(server_values.get("room", "").splitlines()) > 1:
         raise ConfigError("server.room must be one line")
     irc_listen, irc_name = _irc(doc.get("irc", {}))
+    web_listen, web_origins = _web(doc.get("web", {}))
     settings = Settings(**server_values, limits=Limits(**limits),
                         metrics=_metrics_listen(doc.get("metrics", {})),
-                        irc=irc_listen, irc_server_name=irc_name)
+                        irc=irc_listen, irc_server_name=irc_name,
+                        web=web_listen, web_origins=web_origins)
     _check_server(settings)
     settings.limits.check()
     return settings
@@ -196,6 +203,25 @@ def _irc(table: dict) -> tuple[list[str], str]:
     if not isinstance(name, str) or any(c in name for c in " \t\r\n:!@\0"):
         raise ConfigError("irc.server_name must be a host-like name (no spaces, ':', '!' or '@')")
     return listen, name
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def _web(table: dict) -> tuple[list[str], list[str]]:
+    """[web] listen (endpoint strings) and origins (scheme://host[:port])."""
+    for key in table:
+        if key not in ("listen", "origins"):
+            raise ConfigError(f"unknown key web.{key}")
+    listen = table.get("listen", [])
+    if not isinstance(listen, list) or not all(isinstance(item, str) for item in listen):
+        raise ConfigError("web.listen must be a list of endpoint strings")
+    origins = table.get("origins", [])
+    if not isinstance(origins, list) or not all(
+            isinstance(item, str) and _ORIGIN.fullmatch(item) for item in origins):
+        raise ConfigError('web.origins must be a list of origins such as'
+                          ' "https://chat.example.org" (scheme://host[:port], no path)')
+    return listen, origins
 
 
 def _metrics_listen(table: dict) -> list[str]:

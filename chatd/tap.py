@@ -38,6 +38,7 @@ from chatd.line.factory import ChatFactory
 from chatd.reload import ReloadService
 from chatd.sockets import with_backlog
 from chatd.tls import RenewableTLS, renewable_endpoint
+from chatd.web.site import WebFactory
 
 log = Logger()
 
@@ -51,12 +52,14 @@ SAMPLE_CONFIG = Path(__file__).parent / "etc" / "chatd.toml"
 
 
 class Options(usage.Options):
-    synopsis = ("[--listen ENDPOINT ...] [--irc ENDPOINT ...] [--config FILE]"
+    synopsis = ("[--listen ENDPOINT ...] [--irc ENDPOINT ...] [--web ENDPOINT ...]"
+                " [--config FILE]"
                 " [--data-dir DIR] [--metrics ENDPOINT ...]")
     longdesc = (
         "Serve moderated chat rooms over a line protocol (telnet, netcat "
-        "or chatd-client) and, with --irc, to IRC clients (room ROOM is "
-        "#ROOM).  Options override the config file; see "
+        "or chatd-client), with --irc to IRC clients (room ROOM is "
+        "#ROOM) and with --web to browsers (a page and its WebSocket, "
+        "docs/web.md).  Options override the config file; see "
         f"{SAMPLE_CONFIG} for every key.  Admin accounts: chatd-admin."
     )
     optParameters = [
@@ -71,6 +74,7 @@ class Options(usage.Options):
         self["listen"] = []
         self["metrics"] = []
         self["irc"] = []
+        self["web"] = []
 
     def opt_listen(self, endpoint: str) -> None:
         """Listen on ENDPOINT, a Twisted endpoint string such as tcp:4000, tcp:4000:interface=127.0.0.1 or ssl:4443:privateKey=key.pem:certKey=cert.pem (repeatable) [default: tcp:4000]."""  # noqa: E501
@@ -81,6 +85,10 @@ class Options(usage.Options):
     def opt_irc(self, endpoint: str) -> None:
         """Serve IRC on ENDPOINT, such as tcp:6667 or ssl:6697:privateKey=key.pem:certKey=cert.pem (repeatable) [default: off]."""  # noqa: E501
         self["irc"].append(endpoint)
+
+    def opt_web(self, endpoint: str) -> None:
+        """Serve the web page and its WebSocket on ENDPOINT, such as tcp:8080 or ssl:8443:privateKey=key.pem:certKey=cert.pem (repeatable) [default: off]."""  # noqa: E501
+        self["web"].append(endpoint)
 
     def opt_version(self) -> None:
         """Display chatd's version and exit."""
@@ -102,6 +110,8 @@ class Options(usage.Options):
             settings.metrics = list(self["metrics"])
         if self["irc"]:
             settings.irc = list(self["irc"])
+        if self["web"]:
+            settings.web = list(self["web"])
         return settings
 
     def postOptions(self) -> None:
@@ -298,12 +308,16 @@ def makeService(options: Options, reactor=None) -> service.MultiService:
         irc = IrcFactory(server, portal, gate, reactor,
                          server_name=settings.irc_server_name or None)
         front_ends.append((irc, settings.irc))
+    if settings.web:
+        web = WebFactory(server, portal, gate, reactor, origins=settings.web_origins,
+                         registrar=lambda name, password: register_user(users, name, password))
+        front_ends.append((web, settings.web))
 
     top = service.MultiService()
     top.setName("chatd")
     ChatService(server, [factory for factory, _ in front_ends], store, admins,
                 history).setServiceParent(top)
-    listeners = [Listener(description, factory, reactor)
+    listeners = [Listener(description, getattr(factory, "site", factory), reactor)
                  for factory, endpoints in front_ends for description in endpoints]
     for listener in listeners:
         listener.setServiceParent(top)
