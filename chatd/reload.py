@@ -40,7 +40,7 @@ from chatd.tls import CertificateError
 log = Logger()
 
 # Settings that only a restart can change.
-RESTART_ONLY = ("listen", "data_dir", "metrics", "irc", "irc_server_name")
+RESTART_ONLY = ("listen", "data_dir", "metrics", "irc", "irc_server_name", "web", "web_origins")
 
 
 class Renewable(Protocol):

@@ -57,14 +57,11 @@ def client_frame(payload: bytes, opcode: int = 1, fin: bool = True) -> bytes:
 
 
 class _FakeWebSocket:
-    """What twisted.web.websocket hands the protocol: its transport, and a close."""
+    """What twisted.web.websocket hands the protocol: its transport."""
 
     def __init__(self, transport: StringTransport):
         self.transport = transport
 
-    def loseConnection(self, code: int = 1000) -> None:
-        self.transport.write(b"\x88\x02" + code.to_bytes(2, "big"))
-        self.transport.loseConnection()
 
 
 class WebHarness:

@@ -28,12 +28,14 @@ class ConventionTests(unittest.TestCase):
         self.assertEqual(setup["metadata"]["version"], "attr: chatd.__version__")
 
     def test_help_names_an_installed_sample_config(self):
-        """--help points at the sample config inside the package, which is etc/chatd.toml."""
+        """--help points at the sample config inside the package, which is
+        etc/chatd.toml; the web page's files ship with it too."""
         self.assertIn(f"see {SAMPLE_CONFIG} for every key", Options.longdesc)
         self.assertEqual(SAMPLE_CONFIG.resolve(), ROOT / "etc" / "chatd.toml")
         setup = configparser.ConfigParser()
         setup.read(ROOT / "setup.cfg")
-        self.assertEqual(setup["options.package_data"]["chatd"].split(), ["etc/chatd.toml"])
+        self.assertEqual(setup["options.package_data"]["chatd"].split(),
+                         ["etc/chatd.toml", "web/static/*"])
 
     def test_licence_matches_setup(self):
         """setup.cfg declares MIT, and LICENSE is the MIT licence."""

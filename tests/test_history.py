@@ -140,6 +140,20 @@ class HistoryTests(unittest.TestCase):
         self.assertEqual(self.recent(self.history, "lobby"), [*expected, said("five")])
         self.assertEqual(self.db.calls, 3, "the cached room is answered from memory")
 
+    def test_a_renamed_room_keeps_its_history(self):
+        """A reload that renames the landing room keeps what was said in it:
+        written before, waiting to be written, and after a restart's read."""
+        self.history.record("lobby", T0, "message", "alice", "written")
+        self.clock.advance(0)
+        self.history.record("lobby", T0 + 1, "message", "alice", "pending")
+        self.successResultOf(self.history.rename("lobby", "Hall"))
+        self.clock.advance(0)
+        self.assertEqual([s.text for s in self.recent(self.history, "hall")],
+                         ["written", "pending"])
+        fresh = self.make(limit=50)  # a restart: read from the database
+        self.assertEqual([s.text for s in self.recent(fresh, "HALL")], ["written", "pending"])
+        self.assertEqual(self.recent(fresh, "lobby"), [])
+
     def test_limit_zero_is_off(self):
         """With history = 0, nothing is kept and joiners are shown nothing."""
         history = self.make(limit=0)

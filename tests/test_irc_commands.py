@@ -157,6 +157,13 @@ class ChannelTests(IrcTestCase):
             "@time=1970-01-01T00:00:00.000Z :carol!carol@test.irc PRIVMSG #testroom"
             " :\x01ACTION nods\x01"])
 
+    def test_private_message_to_yourself_arrives_once(self):
+        """With echo-message, a PRIVMSG to your own nick arrives once, not twice."""
+        carol = self.h.irc_login("carol", caps="echo-message")
+        self.h.say(carol, "PRIVMSG Carol :note to self")
+        self.assertEqual(self.h.lines(carol),
+                         [":carol!carol@test.irc PRIVMSG carol :note to self"])
+
     def test_names_who_with_admin(self):
         """NAMES (353/366) and WHO (352/315) show admins with @."""
         boss = self.h.irc_login("boss", "PASS s3cret-pass")

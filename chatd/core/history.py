@@ -202,6 +202,23 @@ class History:
         if load is not None:
             load.keep = False
 
+    def rename(self, old: str, new: str) -> defer.Deferred:
+        """Room old is called new from now on (a reload renamed it): its
+        history goes with it, in memory, in the pending batch and on disk
+        (after any write in flight: the store runs one call at a time)."""
+        o, n = name_key(old), name_key(new)
+        if o == n:
+            return defer.succeed(None)
+        cached = self._cache.pop(o, None)
+        self._cache.pop(n, None)
+        if cached is not None:
+            self._cache[n] = cached
+        self._pending = deque((n if key == o else key, said) for key, said in self._pending)
+        d = self._store.run(
+            lambda conn: conn.execute("UPDATE history SET room = ? WHERE room = ?", (n, o)))
+        return d.addErrback(lambda f: log.failure("history: renaming {old} failed", f,
+                                                  old=old))
+
     def flush(self) -> defer.Deferred:
         """Fires once everything recorded so far is written (at shutdown).
 

@@ -248,8 +248,11 @@ class Server:
         if key != room.key and key in self._rooms:
             raise NotAllowed(f"a room {name} exists already")
         del self._rooms[room.key]
+        old = room.name
         room.rename(name)
         self._rooms[key] = room
+        if self.history is not None:
+            self.history.rename(old, name)
 
     def configure(self, rooms: Iterable[str], open_rooms: bool,
                   registration: str) -> list[str]:

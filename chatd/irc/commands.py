@@ -161,7 +161,8 @@ class Commands(Queries):
                 if not notice:
                     conn.reply(irc.ERR_NOSUCHNICK, target, "No such nick/channel")
                 continue
-            if "echo-message" in conn.caps:
+            # (a private message to yourself arrives once already)
+            if "echo-message" in conn.caps and target.lower() != self.user.key:
                 body = rich or text
                 if action:
                     body = f"\x01ACTION {body}\x01"

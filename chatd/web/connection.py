@@ -110,8 +110,11 @@ class WebConnection:
             return
         self._closing = True
         self.outbox.close()
+        # A close frame of our own: wsproto's would raise if the page's
+        # close frame came first.
+        self.outbox.write(wire.CLOSE)
         self.transport.unregisterProducer()
-        self.ws.loseConnection()  # a close frame, then the TCP close
+        self.transport.loseConnection()
         self._abort_timer = self.clock.callLater(CLOSE_GRACE, self.transport.abortConnection)
 
     def removed(self, room: Room) -> None:
@@ -176,6 +179,7 @@ class WebConnection:
 
     def textMessageReceived(self, text: str) -> None:
         self._pending = 0
+        self.stats.lines_received += 1
         if self._held is not None:
             self._held.append(text)
             return
@@ -191,7 +195,7 @@ class WebConnection:
             return
         try:
             message = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # [[[[...]]]] nested past the stack
             self.send(wire.reply("error", text="invalid JSON: message dropped"))
             return
         kind = message.get("type") if isinstance(message, dict) else None
@@ -203,6 +207,9 @@ class WebConnection:
             handler(self.messages, message)
         except RoomError as e:
             self.reply(error(str(e)))
+        except Exception:  # contained to this page, never the WebSocket's reader
+            log.failure("{kind} from {host} failed", kind=kind, host=self.host)
+            self.reply(error("internal error, sorry"))
 
     def connectionLost(self, reason) -> None:
         self._closing = True

@@ -11,6 +11,7 @@ the connection sends as one `error`.
 
 from __future__ import annotations
 
+import chatd.core.events as ev
 from chatd.core.errors import RoomError
 from chatd.core.room import Room
 from chatd.core.text import clean
@@ -101,7 +102,10 @@ class Messages:
         room = self._in(message)
         if len(self._conn.user.rooms) == 1:
             raise RoomError(f"{room.name} is the only room you are in")
-        self._conn.server.part(self._conn.user, room)
+        user = self._conn.user
+        self._conn.server.part(user, room)
+        # The room tells those still in it; the page hears it too.
+        self._conn.send(wire.WEB.render(room.event(ev.Left, user.name, quit=False)))
 
     def on_rooms(self, message: dict) -> None:
         self._logged_in_only()

@@ -17,7 +17,7 @@ from pathlib import Path
 from twisted.cred.portal import Portal
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web import resource, static
+from twisted.web import pages, static
 from twisted.web import server as web
 from twisted.web.websocket import WebSocketResource
 
@@ -65,7 +65,7 @@ class _Static(static.File):
     """The page's files; no directory listings."""
 
     def directoryListing(self):
-        return resource.ForbiddenResource()
+        return pages.forbidden()
 
 
 class _Socket(WebSocketResource):

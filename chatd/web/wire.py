@@ -27,6 +27,10 @@ def frame(payload: bytes) -> bytes:
     return b"\x81\x7f" + n.to_bytes(8, "big") + payload
 
 
+# The close frame the server sends before it closes: 1000, normal closure.
+CLOSE = b"\x88\x02\x03\xe8"
+
+
 def encode(obj: dict) -> bytes:
     """obj as the frame a client receives."""
     return frame(_dumps(obj).encode("utf-8"))
@@ -99,6 +103,9 @@ _RENDER = {
 }
 
 
+_MESSAGE = '{"kind":"message","id":%d,"at":%s,"room":%s,"name":%s,"text":%s}'
+
+
 class WebFormat:
     """Renders core events as WebSocket frames of JSON (chatd.core.room.IWireFormat)."""
 
@@ -106,6 +113,9 @@ class WebFormat:
 
     def render(self, event: ev.Event) -> bytes:
         """event as everyone in its room sees it (the shared fan-out bytes)."""
+        if event.__class__ is ev.Message:  # most of what a busy room says: twice as fast
+            return frame((_MESSAGE % (event.id, repr(event.at), _dumps(event.room),
+                                      _dumps(event.name), _dumps(event.text))).encode())
         return encode(_RENDER[type(event)](event))
 
     def render_for(self, event: ev.Event, viewer: str) -> bytes:
