@@ -385,7 +385,12 @@ class LoopbackTests(unittest.TestCase):
         response = yield Agent(reactor).request(b"GET", f"http://{self.base}/".encode())
         body = yield readBody(response)
         self.assertEqual(response.code, 200)
-        self.assertIn(b"<script src=\"app.js\"", body)
+        self.assertIn(b'<script src="/static/app.js"', body)
+        script = yield Agent(reactor).request(
+            b"GET", f"http://{self.base}/static/app.js".encode())
+        self.assertEqual(script.code, 200)
+        self.assertIn("javascript", script.headers.getRawHeaders("content-type")[0])
+        yield readBody(script)
         headers = response.headers
         csp = headers.getRawHeaders("content-security-policy")[0]
         for part in ("default-src 'none'", "script-src 'self'",

@@ -100,6 +100,7 @@ class WebFactory:
         self.connections: set[WebConnection] = set()
         self._all_closed: list[defer.Deferred] = []
         root = _Static(str(static_dir))
+        root.putChild(b"static", _Static(str(static_dir)))  # the page asks /static/...
         root.putChild(b"ws", _Socket(self))
         self.site = _site(root)
 
