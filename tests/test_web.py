@@ -87,12 +87,21 @@ class LoginTests(WebTestCase):
 
 class ChatTests(WebTestCase):
     def test_messages_both_ways_with_a_line_user(self):
-        """What a page says reaches a line user, and the other way round."""
+        """What a page says reaches a line user, and the other way round; the
+        page gets its own line back (a page shows what it said, in order)."""
         bob = self.h.login("bob")
         page = self.w.login("alice")
         self.h.read(bob)
         self.w.send(page, {"type": "say", "room": "testroom", "text": "hello bob"})
         self.assertEqual(self.h.read(bob), ["<alice> hello bob"])
+        [mine] = self.w.read(page)
+        self.assertEqual({k: mine[k] for k in ("kind", "room", "name", "text")},
+                         {"kind": "message", "room": "testroom", "name": "alice",
+                          "text": "hello bob"})
+        self.w.send(page, {"type": "say", "room": "testroom", "text": "/me waves"})
+        self.assertEqual(self.h.read(bob), ["+ alice waves"])
+        self.assertEqual([(m["kind"], m["text"]) for m in self.w.read(page)],
+                         [("action", "waves")])
         self.h.send(bob, "hello alice")
         [message] = self.w.read(page)
         self.assertEqual({k: message[k] for k in ("kind", "room", "name", "text")},

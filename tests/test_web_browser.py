@@ -21,7 +21,12 @@ from tests.helpers_client import ADMIN, ADMIN_PASSWORD, ROOT, TIMEOUT, LineConn,
 
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+    from selenium.common.exceptions import (
+        NoAlertPresentException,
+        NoSuchElementException,
+        StaleElementReferenceException,
+        TimeoutException,
+    )
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -80,8 +85,20 @@ class Page:
         return self.driver.find_element(By.CSS_SELECTOR, selector)
 
     def shown(self, selector: str) -> bool:
-        found = self.driver.find_elements(By.CSS_SELECTOR, selector)
-        return bool(found) and found[0].is_displayed()
+        """selector is on the page and visible (False while the page redraws it)."""
+        try:
+            found = self.driver.find_elements(By.CSS_SELECTOR, selector)
+            return bool(found) and found[0].is_displayed()
+        except StaleElementReferenceException:
+            return False
+
+    def click(self, selector: str) -> bool:
+        """Click selector; False if the page redrew it meanwhile (try again)."""
+        try:
+            self.find(selector).click()
+            return True
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
 
     def login(self, name: str, password: str | None = None) -> Page:
         self.wait(lambda: self.find("#status").text == "connected", "the WebSocket")
@@ -108,7 +125,8 @@ class Page:
     def open_room(self, room: str) -> None:
         """Click the room in the room list (joined: show it; else: join)."""
         self.wait(lambda: self.shown(f'#rooms .room[data-room="{room}"]'), f"{room} listed")
-        self.find(f'#rooms .room[data-room="{room}"] button').click()
+        self.wait(lambda: self.click(f'#rooms .room[data-room="{room}"] button'),
+                  f"a click on {room}")
         self.title(room)
 
 

@@ -297,19 +297,21 @@ class Server:
 
     # -- talking ------------------------------------------------------
 
-    def say(self, user: User, room: Room, text: str, rich: str = "") -> None:
-        """user says text in room; rich: the same with formatting codes (ev.Message)."""
-        self._said(user, room, ev.Message, text, rich)
+    def say(self, user: User, room: Room, text: str, rich: str = "") -> ev.Message:
+        """user says text in room; rich: the same with formatting codes.
+        Returns the event (a front end that echoes a sender's own lines uses it)."""
+        return self._said(user, room, ev.Message, text, rich)
 
-    def action(self, user: User, room: Room, text: str, rich: str = "") -> None:
-        self._said(user, room, ev.Action, text, rich)
+    def action(self, user: User, room: Room, text: str, rich: str = "") -> ev.Action:
+        return self._said(user, room, ev.Action, text, rich)
 
-    def _said(self, user: User, room: Room, kind, text: str, rich: str) -> None:
+    def _said(self, user: User, room: Room, kind, text: str, rich: str):
         self.moderation.check_muted(user)
         event = kind(ev.next_id(), self._now(), room.name, user.name, text, rich)
         if self.history is not None:
             self.history.keep(room.key, event)
         room.broadcast(event, sender=user)
+        return event
 
     def private(self, user: User, target_name: str, text: str) -> None:
         """text from user to target alone (never in any history)."""

@@ -48,10 +48,14 @@ test("history lines are marked earlier and carry their date", () => {
 
 test("moderation reads as sentences, to the target as 'you'", () => {
   const ev = { kind: "banned", room: "games", name: "bob", by: "alice", reason: "spam", duration: 600 };
-  assert.equal(page.noticeText(ev, "carol"), "bob was banned from games by alice for 10m (spam)");
-  assert.equal(page.noticeText({ ...ev, you: true }, "bob"), "you were banned from games by alice for 10m (spam)");
+  assert.equal(page.noticeText(ev, "carol"), "bob was banned by alice for 10m (spam)");
+  assert.equal(page.noticeText({ ...ev, room: "", you: true }, "bob"),
+    "you were banned by alice for 10m (spam)");
+  // Off the server (a line-style /kick), and out of one room (IRC's KICK).
   assert.equal(page.noticeText({ ...ev, kind: "kicked", duration: null, reason: "" }, "carol"),
-    "bob was kicked from games by alice");
+    "bob was kicked by alice");
+  assert.equal(page.noticeText({ ...ev, kind: "kicked", room_only: true, duration: null,
+    reason: "" }, "carol"), "bob was kicked from games by alice");
   assert.equal(page.noticeText({ kind: "left", room: "games", name: "bob", reason: "bye", quit: true }, "x"),
     "bob quit (bye)");
   assert.equal(page.formatDuration(7200), "2h");

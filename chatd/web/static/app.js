@@ -139,9 +139,11 @@ const ChatPage = (function () {
       case "left":
         if (ev.name === me) return withReason("you left " + ev.room, ev.reason);
         return withReason(ev.name + (ev.quit ? " quit" : " left"), ev.reason);
-      case "kicked": return withReason(who + " kicked from " + ev.room + " by " + ev.by, ev.reason);
-      case "banned":
-        return withReason(who + " banned from " + ev.room + " by " + ev.by + forDur, ev.reason);
+      // A kick out of one room names it; a kick or ban off the server does not.
+      case "kicked":
+        return withReason(who + " kicked" + (ev.room_only ? " from " + ev.room : "") +
+                          " by " + ev.by, ev.reason);
+      case "banned": return withReason(who + " banned by " + ev.by + forDur, ev.reason);
       case "unbanned": return ev.name + " was unbanned by " + ev.by;
       case "muted":
         return (ev.name === me ? "you were" : ev.name + " was") + " muted by " + ev.by + forDur;
@@ -428,6 +430,11 @@ const ChatPage = (function () {
         case "rooms": state.list = ev.rooms || []; drawRooms(); return;
         case "pong": return;
         case "replaced": state.stop = true; break;
+        // Kicked or banned off the server: no reconnecting by itself.
+        case "kicked": case "banned":
+          if (ev.you && !ev.room_only) state.stop = true;
+          if (ev.name !== state.name) onMembers(ev);
+          break;
         case "error":
           if (!state.loggedIn) { state.loginErrorText = ev.text; ui.loginError.textContent = ev.text; return; }
           break;
@@ -437,7 +444,7 @@ const ChatPage = (function () {
           if (ev.room === state.current) ui.topic.textContent = ev.text;
           break;
         }
-        case "joined": case "left": case "kicked": case "banned":
+        case "joined": case "left":
           if (ev.name !== state.name) onMembers(ev);
           break;
         default: break;
