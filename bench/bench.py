@@ -1,4 +1,4 @@
-"""chatd against ngircd, side by side: fan-out, IRC fan-out, latency, logins, memory.
+"""chatd against ngircd, side by side: fan-out (line, IRC, WebSocket), latency, logins, memory.
 
 Run as `make bench` (BENCH_ARGS="--help" for the options) or directly with
 the project's venv: `.venv/bin/python bench/bench.py`.  Each run starts a
@@ -31,6 +31,7 @@ from loadgen import (
     run_counter,
 )
 from servers import Chatd, Ngircd, Running, Server, ngircd_path
+from wsload import count_ws, ws_login
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -46,9 +47,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--chatd-path", metavar="DIR",
                    help="run the chatd package found in DIR (a copy of the tree"
                         " with a change to try) instead of the installed one")
-    p.add_argument("--scenarios", default="fanout,ircfanout,latency,logins,memory",
+    p.add_argument("--scenarios",
+                   default="fanout,ircfanout,wsfanout,latency,logins,memory",
                    help="which measurements to make, comma-separated (ircfanout:"
-                        " the fan-out through chatd's IRC front end)")
+                        " the fan-out through chatd's IRC front end; wsfanout:"
+                        " through its web front end's WebSocket, chatd only)")
     p.add_argument("--clients", type=int, default=200, help="fan-out clients")
     p.add_argument("--senders", type=int, default=20, help="fan-out senders")
     p.add_argument("--messages", type=int, default=2000,
@@ -137,6 +140,11 @@ class Bench:
                 result["server_cpu"] = server.cpu_seconds() - cpu0
         finally:
             crowd.close()
+        return self.rates(result)
+
+    @staticmethod
+    def rates(result: dict) -> dict:
+        """Fail a run that timed out; add the per-second figures."""
         if result["timed_out"]:
             raise PhaseFailed(
                 f"{result['delivered']} of {result['expected']} lines arrived"
@@ -156,6 +164,23 @@ class Bench:
         """fanout with every client speaking IRC (chatd: its --irc listener)."""
         return self.send_and_count(server, self.args.clients, self.args.messages, 0,
                                    irc=True)
+
+    def wsfanout(self, server: Server) -> dict:
+        """fanout with every client a WebSocket page (chatd: its --web listener)."""
+        a = self.args
+        if server.web_port is None:
+            raise PhaseFailed(f"{server.label} has no web listener")
+        crowd = ws_login(server.host, server.web_port, a.clients,
+                         inflight=a.login_inflight, timeout=a.phase_timeout)
+        try:
+            drain(crowd, timeout=a.phase_timeout)
+            spec = plan(crowd, a.senders, a.messages)
+            cpu0 = server.cpu_seconds()
+            result = count_ws(spec, a.messages, a.size, a.phase_timeout)
+            result["server_cpu"] = server.cpu_seconds() - cpu0
+        finally:
+            crowd.close()
+        return self.rates(result)
 
     def latency(self, server: Server) -> dict:
         a = self.args
@@ -213,8 +238,8 @@ def run_one(bench: Bench, make_server, scenario: str) -> dict:
     return result
 
 
-SCENARIOS = ("fanout", "ircfanout", "latency", "logins", "memory")
-PAIRED = ("fanout", "ircfanout")  # --pairs runs; the ratio is the median of pairs'
+SCENARIOS = ("fanout", "ircfanout", "wsfanout", "latency", "logins", "memory")
+PAIRED = ("fanout", "ircfanout", "wsfanout")  # --pairs runs; the ratio is the median of pairs'
 
 
 # -- the table -----------------------------------------------------------
@@ -262,7 +287,8 @@ def summarize(results: dict, labels: list[str]) -> list[list[str]]:
         rows.append([name] + [fmt(v, unit) for v in vals]
                     + [fmt(ratio, "x") if ratio is not None else "-", verdict])
 
-    for scenario, title in (("fanout", "fan-out"), ("ircfanout", "IRC fan-out")):
+    for scenario, title in (("fanout", "fan-out"), ("ircfanout", "IRC fan-out"),
+                            ("wsfanout", "WebSocket fan-out")):
         if scenario in results:
             row(f"{title} deliveries/s (median)", scenario, "per_second", "", "higher", 5)
             row("  load generator CPU (of 1 core)", scenario, "loadgen_cpu", "", "", None)
@@ -342,6 +368,8 @@ def main(argv=None) -> int:
         for i in range(runs):
             order = labels if i % 2 == 0 else labels[::-1]
             for lbl in order:
+                if scenario == "wsfanout" and makers[lbl] is not Chatd:
+                    continue  # only chatd has a web front end to measure
                 r = run_one(bench, makers[lbl], scenario)
                 per[lbl].append(r)
                 print(f"# {scenario} {lbl} run {i + 1}: " + describe(r), flush=True)

@@ -307,9 +307,20 @@ def _line(prefix: bytes, size: int, ts: int, seq: int) -> bytes:
             + b"%020d|\r\n" % ts)
 
 
+def count_lines(tail: bytes, data: bytes) -> tuple[int, bytes]:
+    """Lines of ours (ending in `|` CRLF) in tail + data; the new tail."""
+    lines = (tail + data).split(b"\n")
+    return sum(1 for ln in lines[:-1] if ln.endswith(b"|\r")), lines[-1][-24:]
+
+
 def count_python(spec, dialect: Dialect, messages: int, size: int, rate: float,
-                 timeout: float) -> dict:
-    """counter.c in Python: the same lines sent, the same result counted."""
+                 timeout: float, payload: bytes | None = None,
+                 tally=count_lines) -> dict:
+    """counter.c in Python: the same lines sent, the same result counted.
+
+    payload (rate 0 only): what each sender pipelines instead of the lines;
+    tally(tail, data) -> (count, new tail): what counts as one delivery.
+    """
     sel = selectors.DefaultSelector()
     prefix = dialect.prefix
     state = {}
@@ -322,8 +333,8 @@ def count_python(spec, dialect: Dialect, messages: int, size: int, rate: float,
         if is_sender:
             senders.append(st)
             if rate == 0:
-                st["out"] = b"".join(_line(prefix, size, 0, k)
-                                     for k in range(messages))
+                st["out"] = payload or b"".join(_line(prefix, size, 0, k)
+                                                for k in range(messages))
                 ev |= selectors.EVENT_WRITE
         sel.register(c.sock, ev, st)
     total_expected = sum(st["exp"] for st in state.values())
@@ -374,17 +385,17 @@ def count_python(spec, dialect: Dialect, messages: int, size: int, rate: float,
                     st["closed"] = True
                     closed += 1
                     continue
-                lines = (st["tail"] + data).split(b"\n")
-                st["tail"] = lines[-1][-24:]
-                got = 0
                 if rate > 0:
+                    lines = (st["tail"] + data).split(b"\n")
+                    st["tail"] = lines[-1][-24:]
+                    got = 0
                     now = time.monotonic_ns()
                     for ln in lines[:-1]:
                         if ln.endswith(b"|\r"):
                             got += 1
                             lat.append(now - int(ln[-22:-2]))
                 else:
-                    got = sum(1 for ln in lines[:-1] if ln.endswith(b"|\r"))
+                    got, st["tail"] = tally(st["tail"], data)
                 before = st["count"]
                 st["count"] += got
                 if st["count"] > st["exp"]:

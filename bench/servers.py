@@ -69,6 +69,8 @@ class Server:
         self.dir: Path | None = None
         # where it speaks IRC (chatd: its --irc listener), or None
         self.irc_port: int | None = port if self.kind == "irc" else None
+        # where it serves the web page and its WebSocket (chatd: --web), or None
+        self.web_port: int | None = None
 
     @property
     def dialect(self) -> Dialect:
@@ -166,13 +168,14 @@ class Chatd(Server):
         return env
 
     def listen_ports(self) -> list[int]:
-        # the line protocol's port, then the IRC front end's (--irc)
+        # the line protocol's port, then the IRC front end's (--irc), then
+        # the web front end's (--web)
         ports = [free_port()]
-        while len(ports) < 2:
+        while len(ports) < 3:
             port = free_port()
             if port not in ports:
                 ports.append(port)
-        self.irc_port = ports[1]
+        self.irc_port, self.web_port = ports[1], ports[2]
         return ports
 
     def command(self) -> list[str]:
@@ -182,6 +185,7 @@ class Chatd(Server):
             "-n", "chatd", "--config", str(BENCH_TOML),
             "--listen", f"tcp:{self.port}:interface=127.0.0.1:backlog=1024",
             "--irc", f"tcp:{self.irc_port}:interface=127.0.0.1:backlog=1024",
+            "--web", f"tcp:{self.web_port}:interface=127.0.0.1:backlog=1024",
             "--data-dir", str(self.dir / "data"),
         ]
 

@@ -1,5 +1,5 @@
-"""The benchmark's quick mode, against chatd only (line protocol and IRC):
-nothing is lost.
+"""The benchmark's quick mode, against chatd only (line protocol, IRC and
+WebSocket): nothing is lost.
 
 This runs bench/bench.py as `make bench` would, in its few-second mode, with
 the C counting helper when a compiler is there and the Python counter
@@ -18,13 +18,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_quick_bench_loses_nothing(tmp_path):
-    """Fan-out (line protocol and IRC front end), paced latency and logins
-    against a real chatd lose no line."""
+    """Fan-out (line protocol, IRC and web front ends), paced latency and
+    logins against a real chatd lose no line."""
     out = tmp_path / "bench.json"
     counter = "c" if shutil.which("cc") else "python"
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "bench.py"), "--quick",
-         "--scenarios", "fanout,ircfanout,latency,logins", "--counter", counter,
+         "--scenarios", "fanout,ircfanout,wsfanout,latency,logins", "--counter", counter,
          "--json", str(out)],
         check=False, capture_output=True, text=True, timeout=60, cwd=REPO,
     )
@@ -44,6 +44,12 @@ def test_quick_bench_loses_nothing(tmp_path):
     assert irc["expected"] == fanout["expected"]
     assert irc["delivered"] == irc["expected"]
     assert irc["lost"] == 0 and irc["extra"] == 0 and irc["closed"] == 0
+    # the same crowd as pages on chatd's --web listener: /ws, login, say
+    ws = results["wsfanout"]["chatd"][0]
+    assert ws["ok"], ws
+    assert ws["expected"] == fanout["expected"]
+    assert ws["delivered"] == ws["expected"]
+    assert ws["lost"] == 0 and ws["extra"] == 0 and ws["closed"] == 0
     latency = results["latency"]["chatd"][0]
     assert latency["ok"], latency
     assert latency["lost"] == 0 and latency["extra"] == 0
