@@ -438,6 +438,22 @@ class LoopbackTests(unittest.TestCase):
         self.assertEqual(message["text"], "back")
 
     @defer.inlineCallbacks
+    def test_many_small_messages_in_one_read_are_not_too_big(self):
+        """A page that sends many whole messages at once (more bytes in one
+        read than the endless-message limit) is served, not closed."""
+        limits = self.h.gate.limits
+        limits.flood_burst, limits.flood_rate = 1000, 1000.0
+        client = yield self.ws(f"http://{self.base}")
+        yield client.expect("username")
+        client.send({"type": "login", "name": "carol"})
+        yield client.expect("welcome")
+        frames = [client_frame(json.dumps({"type": "ping", "pad": "x" * 400}).encode())
+                  for _ in range(40)]  # 16 KiB > 4 x 2048 + 4096
+        client.transport.write(b"".join(frames))
+        for _ in range(40):
+            yield client.expect("pong")
+
+    @defer.inlineCallbacks
     def test_endless_message_closes(self):
         """A message that keeps coming past several times max_line is not
         buffered: the connection is closed."""

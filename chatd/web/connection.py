@@ -42,6 +42,7 @@ CLOSE_GRACE = 10.0
 # whole until its last fragment, with no limit) past which the connection
 # is closed: several times the longest message, which is refused whole.
 PENDING_FACTOR = 4
+CHUNK = 4096  # bytes of a read parsed at a time (see _received)
 
 
 @implementer(IClient)
@@ -159,15 +160,24 @@ class WebConnection:
 
     def _received(self, data: bytes, read) -> None:
         """Bytes from the page, before the WebSocket parses them: a message
-        that never ends is not buffered without bound."""
-        self._pending += len(data)
-        if self._pending > PENDING_FACTOR * self.factory.gate.limits.max_line + 4096:
-            if not self._closing:
+        that never ends is not buffered without bound.
+
+        The read is parsed in pieces of CHUNK bytes; each whole message
+        resets the count, so it is (within a piece) the bytes of the message
+        still arriving, not of everything one read brought (a page sending
+        many small messages fast is not "too big")."""
+        limit = PENDING_FACTOR * self.factory.gate.limits.max_line + 4096
+        for start in range(0, len(data), CHUNK):
+            if self._closing:
+                return
+            piece = data[start:start + CHUNK]
+            self._pending += len(piece)
+            if self._pending > limit:
                 log.info("endless message from {host}: closed", host=self.host)
                 self.stats.refused("message too big")
                 self.close(error("message too big"))
-            return
-        read(data)
+                return
+            read(piece)
 
     def pongReceived(self, payload: bytes) -> None:
         pass
