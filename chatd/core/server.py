@@ -297,20 +297,22 @@ class Server:
 
     # -- talking ------------------------------------------------------
 
-    def say(self, user: User, room: Room, text: str, rich: str = "") -> ev.Message:
-        """user says text in room; rich: the same with formatting codes.
-        Returns the event (a front end that echoes a sender's own lines uses it)."""
-        return self._said(user, room, ev.Message, text, rich)
+    def say(self, user: User, room: Room, text: str, rich: str = "",
+            echo: bool = False) -> ev.Message:
+        """user says text in room; rich: the same with formatting codes; with
+        echo the sender hears it too (in the room's shared bytes, in order)."""
+        return self._said(user, room, ev.Message, text, rich, echo)
 
-    def action(self, user: User, room: Room, text: str, rich: str = "") -> ev.Action:
-        return self._said(user, room, ev.Action, text, rich)
+    def action(self, user: User, room: Room, text: str, rich: str = "",
+               echo: bool = False) -> ev.Action:
+        return self._said(user, room, ev.Action, text, rich, echo)
 
-    def _said(self, user: User, room: Room, kind, text: str, rich: str):
+    def _said(self, user: User, room: Room, kind, text: str, rich: str, echo: bool):
         self.moderation.check_muted(user)
         event = kind(ev.next_id(), self._now(), room.name, user.name, text, rich)
         if self.history is not None:
             self.history.keep(room.key, event)
-        room.broadcast(event, sender=user)
+        room.broadcast(event, sender=None if echo else user)
         return event
 
     def private(self, user: User, target_name: str, text: str) -> None:

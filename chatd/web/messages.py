@@ -83,21 +83,14 @@ class Messages:
                 self.on_part({"room": arg or room.name})
             elif verb == "rooms":
                 self.on_rooms(message)
-            elif verb == "me" and arg:
-                self._echo(room, self._conn.server.action(self._conn.user, room, arg))
+            elif verb == "me" and arg:  # a page hears its own lines (docs/web.md)
+                self._conn.server.action(self._conn.user, room, arg, echo=True)
             else:
                 self._conn.here = room
                 Commands(self._conn).run(text[1:])
             return
-        self._echo(room, self._conn.server.say(self._conn.user, room,
-                                                 text[1:] if text.startswith("//") else text))
-
-    def _echo(self, room, event) -> None:
-        """The sender's own line, as everyone else sees it (the room leaves
-        the sender out), after what the room already owes them."""
-        user = self._conn.user
-        room.settle(user)
-        self._conn.deliver(self._conn.wire.render(event))
+        self._conn.server.say(self._conn.user, room,
+                              text[1:] if text.startswith("//") else text, echo=True)
 
     def on_join(self, message: dict) -> None:
         self._logged_in_only()
