@@ -15,6 +15,7 @@ from twisted.internet.protocol import ServerFactory
 
 from chatd.core.gate import Gate
 from chatd.core.server import Server
+from chatd.frontends import Connections
 from chatd.irc.protocol import IrcConnection
 from chatd.irc.wire import IrcFormat
 
@@ -32,9 +33,9 @@ class IrcFactory(ServerFactory):
         self.gate = gate
         self.clock = clock
         self.server_name = server_name or socket.gethostname() or "chatd"
-        self.connections: set[IrcConnection] = set()
+        self._live = Connections(gate, clock)
+        self.connections: set[IrcConnection] = self._live.open
         self._formats: dict[tuple[bool, bool], IrcFormat] = {}
-        self._all_closed: list[defer.Deferred] = []
 
     @property
     def limits(self):
@@ -53,30 +54,17 @@ class IrcFactory(ServerFactory):
         return fmt
 
     def admit(self, conn: IrcConnection) -> str | None:
-        refusal = self.gate.admit(conn.host)
-        if refusal is None:
-            self.connections.add(conn)
-        return refusal
+        """Count a new connection in (through the gate), or say why it is refused."""
+        return self._live.admit(conn)
 
     def release(self, conn: IrcConnection) -> None:
-        self.connections.discard(conn)
-        self.gate.release(conn.host)
-        if not self.connections:
-            waiting, self._all_closed = self._all_closed, []
-            for d in waiting:
-                d.callback(None)
+        self._live.release(conn)
 
     def limits_changed(self) -> None:
         """Limits changed in place: IRC connections read them at each use."""
 
     def shutdown(self, timeout: float = 5.0) -> defer.Deferred:
-        for conn in list(self.connections):
-            conn.error("server shutting down")
-        if not self.connections:
-            return defer.succeed(None)
-        d = defer.Deferred()
-        self._all_closed.append(d)
-        call = self.clock.callLater(timeout, lambda: [
-            c.transport.abortConnection() for c in list(self.connections)])
-        d.addBoth(lambda r: (call.cancel() if call.active() else None, r)[1])
-        return d
+        """Tell everyone, close every connection; fires once all are closed
+        (those not gone within timeout seconds are aborted)."""
+        return self._live.close_all(
+            lambda conn: conn.error("server shutting down"), timeout)

@@ -17,6 +17,7 @@ from chatd.config import Limits
 from chatd.core.gate import Gate
 from chatd.core.server import Server
 from chatd.core.stats import Stats
+from chatd.frontends import Connections
 from chatd.line.codec import notice
 from chatd.line.protocol import ChatProtocol
 
@@ -38,8 +39,8 @@ class ChatFactory(ServerFactory):
         # registrar(name, password) -> Deferred: stores a registered name
         # (chatd.core.auth.register); None: /register is unavailable.
         self.registrar = registrar
-        self.connections: set[ChatProtocol] = set()
-        self._all_closed: list[defer.Deferred] = []
+        self._live = Connections(self.gate, clock)
+        self.connections: set[ChatProtocol] = self._live.open
 
     @property
     def limits(self) -> Limits:
@@ -51,10 +52,7 @@ class ChatFactory(ServerFactory):
 
     def admit(self, conn: ChatProtocol) -> str | None:
         """Count a new connection in (through the gate), or say why it is refused."""
-        refusal = self.gate.admit(conn.host)
-        if refusal is None:
-            self.connections.add(conn)
-        return refusal
+        return self._live.admit(conn)
 
     def limits_changed(self) -> None:
         """The limits were changed in place: tell every connection."""
@@ -62,29 +60,10 @@ class ChatFactory(ServerFactory):
             conn.limits_changed()
 
     def release(self, conn: ChatProtocol) -> None:
-        self.connections.discard(conn)
-        self.gate.release(conn.host)
-        if not self.connections:
-            waiting, self._all_closed = self._all_closed, []
-            for d in waiting:
-                d.callback(None)
+        self._live.release(conn)
 
     def shutdown(self, timeout: float = 5.0) -> defer.Deferred:
-        """Tell everyone, close every connection; fires once all are closed.
-
-        Connections that have not gone within timeout seconds are aborted.
-        """
-        for conn in list(self.connections):
-            conn.say_goodbye(notice("server shutting down"))
-        if not self.connections:
-            return defer.succeed(None)
-        d = defer.Deferred()
-        self._all_closed.append(d)
-
-        def abort():
-            for conn in list(self.connections):
-                conn.transport.abortConnection()
-
-        call = self.clock.callLater(timeout, abort)
-        d.addBoth(lambda r: (call.cancel() if call.active() else None, r)[1])
-        return d
+        """Tell everyone, close every connection; fires once all are closed
+        (those not gone within timeout seconds are aborted)."""
+        return self._live.close_all(
+            lambda conn: conn.say_goodbye(notice("server shutting down")), timeout)

@@ -23,6 +23,7 @@ from twisted.web.websocket import WebSocketResource
 
 from chatd.core.gate import Gate
 from chatd.core.server import Server
+from chatd.frontends import Connections
 from chatd.sockets import peer_host
 from chatd.web.connection import WebConnection
 
@@ -97,8 +98,8 @@ class WebFactory:
         self.clock = clock
         self.registrar = registrar
         self.origins = frozenset(origin.lower().rstrip("/") for origin in origins)
-        self.connections: set[WebConnection] = set()
-        self._all_closed: list[defer.Deferred] = []
+        self._live = Connections(gate, clock)
+        self.connections: set[WebConnection] = self._live.open
         root = _Static(str(static_dir))
         root.putChild(b"static", _Static(str(static_dir)))  # the page asks /static/...
         root.putChild(b"ws", _Socket(self))
@@ -117,33 +118,20 @@ class WebFactory:
         return WebConnection(self, peer_host(request.channel.transport), request.channel)
 
     def admit(self, conn: WebConnection) -> str | None:
-        refusal = self.gate.admit(conn.host)
-        if refusal is None:
-            self.connections.add(conn)
-        return refusal
+        """Count a new connection in (through the gate), or say why it is refused."""
+        return self._live.admit(conn)
 
     def release(self, conn: WebConnection) -> None:
-        self.connections.discard(conn)
-        self.gate.release(conn.host)
-        if not self.connections:
-            waiting, self._all_closed = self._all_closed, []
-            for d in waiting:
-                d.callback(None)
+        self._live.release(conn)
 
     def limits_changed(self) -> None:
         """Limits changed in place: web connections read them at each use."""
 
     def shutdown(self, timeout: float = 5.0) -> defer.Deferred:
-        for conn in list(self.connections):
-            conn.say_goodbye("server shutting down")
-        if not self.connections:
-            return defer.succeed(None)
-        d = defer.Deferred()
-        self._all_closed.append(d)
-        call = self.clock.callLater(timeout, lambda: [
-            c.transport.abortConnection() for c in list(self.connections)])
-        d.addBoth(lambda r: (call.cancel() if call.active() else None, r)[1])
-        return d
+        """Tell everyone, close every connection; fires once all are closed
+        (those not gone within timeout seconds are aborted)."""
+        return self._live.close_all(
+            lambda conn: conn.say_goodbye("server shutting down"), timeout)
 
 
 def _site(root) -> web.Site:
