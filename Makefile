@@ -30,7 +30,8 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	tests/ensure-tools.sh tmux irssi weechat openssl systemd-analyze:systemd systemd-socket-activate:systemd \
-	  chromium chromedriver:chromium-driver  # the browser tests (test_web_browser.py)
+	  chromium chromedriver:chromium-driver \
+	  redis-server:redis-server  # browser tests (test_web_browser.py); cluster tests (test_cluster*.py)
 	$(BIN)/python -m pytest -q tests
 
 # The benchmark against ngircd (docs/performance.md); BENCH_ARGS=--help.

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the programs the test suite drives (tmux for the terminal client
 # tests, chromium and chromedriver for the web page, openssl for test
-# certificates, systemd's tools for the service units) when they are
-# missing.  Each argument is a program, or
+# certificates, systemd's tools for the service units, redis-server for
+# the cluster tests) when they are missing.  Each argument is a program, or
 # PROGRAM:PACKAGE when the Debian package has another name
 # (systemd-analyze:systemd).  Needs root or passwordless sudo, as on the
 # project's machines.  Prints nothing when everything is there.
