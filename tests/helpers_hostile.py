@@ -28,6 +28,8 @@ from chatd.core.auth import AdminFile
 
 TWISTD = str(Path(sys.executable).parent / "twistd")
 DEADLINE = 10.0
+# The line protocol's listener; start() finds its port in the log.
+LISTEN = "tcp:0:interface=127.0.0.1"
 ADMIN, ADMIN_PASSWORD = "boss", "boss-password"
 
 # Limits that no test trips by accident; a test class lowers the one it shows.
@@ -92,22 +94,27 @@ class Server:
         config = self.write_config()
         self.out = self.dir / f"out{self.starts}.log"
         self.proc = subprocess.Popen(
-            [TWISTD, "--pidfile=", "-n", "chatd", "--config", str(config),
-             "--data-dir", str(self.data)],
+            self.command(config),
             stdout=self.out.open("w"), stderr=subprocess.STDOUT, cwd=self.dir,
         )
+        listening = re.compile(
+            rf"chatd listening on {re.escape(LISTEN)} \(127\.0\.0\.1:(\d+)\)")
         found = wait_for(
-            lambda: re.search(r"chatd listening on \S+ \(127\.0\.0\.1:(\d+)\)", self.log())
-            or self.proc.poll() is not None,
+            lambda: listening.search(self.log()) or self.proc.poll() is not None,
             "chatd to listen")
         assert self.proc.poll() is None, self.log()
         self.port = int(found.group(1))
         return self
 
+    def command(self, config: Path) -> list[str]:
+        """The twistd command line; a subclass adds options (a cluster node's)."""
+        return [TWISTD, "--pidfile=", "-n", "chatd", "--config", str(config),
+                "--data-dir", str(self.data)]
+
     def write_config(self, motd: str = "") -> Path:
         """Write chatd.toml from self.limits (and motd); the next start or reload reads it."""
         config = self.dir / "chatd.toml"
-        lines = ["[server]", 'listen = ["tcp:0:interface=127.0.0.1"]',
+        lines = ["[server]", f"listen = {json.dumps([LISTEN])}",
                  f"motd = {json.dumps(motd)}", f"history = {self.history}", "[limits]"]
         lines += [f"{key} = {value!r}" for key, value in self.limits.items()]
         config.write_text("\n".join(lines) + "\n")
