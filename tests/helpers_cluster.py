@@ -12,7 +12,6 @@ test that wants an admin on each of two nodes logs in one of each).
 from __future__ import annotations
 
 import signal
-import socket
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from twisted.trial import unittest
 from chatd.core.auth import AdminFile
 from tests.helpers_hostile import ADMIN_PASSWORD, DEADLINE, Client, Server, wait_for
 from tests.helpers_redis import RedisServer
+from tests.test_twistd import Client as LineClient
 from tests.test_twistd import free_port
 
 TTL = 3  # [cluster] ttl: seconds a dead node's users stay listed at most
@@ -102,32 +102,15 @@ class Cluster:
         return client
 
 
-class IrcClient:
-    """A raw IRC socket, as an IRC program is underneath: register, JOIN, read lines."""
+class IrcClient(LineClient):
+    """A raw IRC socket, as an IRC program is underneath: registered, in #chatd."""
 
     def __init__(self, port: int, nick: str):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
-        self.buf = b""
-        self.nick = nick
+        super().__init__(port)
         self.say(f"NICK {nick}", f"USER {nick} 0 * :{nick}")
         self.until(f" 001 {nick} ")
         self.say("JOIN #chatd")
         self.until(" 366 ")  # end of NAMES: in the channel
-
-    def say(self, *lines: str) -> None:
-        self.sock.sendall(b"".join(line.encode() + b"\r\n" for line in lines))
-
-    def line(self) -> str:
-        while b"\r\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError(f"connection closed; unread: {self.buf!r}")
-            self.buf += data
-        raw, self.buf = self.buf.split(b"\r\n", 1)
-        line = raw.decode()
-        if line.startswith("PING "):
-            self.say("PONG " + line[5:])
-        return line
 
     def until(self, part: str, timeout: float = DEADLINE) -> str:
         """Skip lines until one containing part; return it (fail after timeout)."""
@@ -137,6 +120,3 @@ class IrcClient:
             if part in line:
                 return line
         raise AssertionError(f"no line with {part!r} within {timeout}s")
-
-    def close(self) -> None:
-        self.sock.close()

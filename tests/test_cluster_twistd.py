@@ -105,37 +105,39 @@ class ClusterTests(unittest.TestCase):
         _, answer = c.connect_as(b, "alice")
         self.assertEqual(answer, "* logged in as alice in chatd")
 
-    def test_ban_on_one_node_disconnects_and_refuses_on_another(self):
-        """An admin on node a bans mallory, who is on node b: mallory is told
-        and disconnected at once, bob on b sees the ban, and logging in as
-        mallory is refused on b (and on a)."""
+    def removed_across(self, command: str, told: str, announced: str):
+        """An admin on node a says command about mallory, who is on node b:
+        mallory gets told and is disconnected, bob on b sees announced."""
         c = self.cluster
         a, b = c.node("a"), c.node("b")
         boss = self.admin(a)
         mallory = c.login(b, "mallory")
         bob = c.login(b, "bob")
         boss.until("* bob joined")
-        boss.say("/ban mallory spamming")
-        self.assertEqual(mallory.rest(), ["! you were banned by boss: spamming"])
-        self.assertEqual(bob.until("* mallory was"), "* mallory was banned by boss: spamming")
+        boss.say(command)
+        self.assertEqual(mallory.rest(), [told])
+        self.assertEqual(bob.until("* mallory was"), announced)
+        return a, b, bob
+
+    def test_ban_on_one_node_disconnects_and_refuses_on_another(self):
+        """An admin on node a bans mallory, who is on node b: mallory is told
+        and disconnected at once, bob on b sees the ban, and logging in as
+        mallory is refused on b (and on a)."""
+        a, b, _ = self.removed_across("/ban mallory spamming",
+                                      "! you were banned by boss: spamming",
+                                      "* mallory was banned by boss: spamming")
         for node in (b, a):
-            again, answer = c.connect_as(node, "Mallory")
+            again, answer = self.cluster.connect_as(node, "Mallory")
             self.assertEqual(answer, "! you are banned: spamming")
             self.assertEqual(again.rest(), [])
 
     def test_kick_on_one_node_disconnects_on_another(self):
         """An admin on node a kicks mallory, who is on node b: mallory is told
         and disconnected, bob on b sees it; mallory may log in again."""
-        c = self.cluster
-        a, b = c.node("a"), c.node("b")
-        boss = self.admin(a)
-        mallory = c.login(b, "mallory")
-        bob = c.login(b, "bob")
-        boss.until("* bob joined")
-        boss.say("/kick mallory calm down")
-        self.assertEqual(mallory.rest(), ["! you were kicked by boss: calm down"])
-        self.assertEqual(bob.until("* mallory was"), "* mallory was kicked by boss: calm down")
-        c.login(b, "mallory")
+        _, b, bob = self.removed_across("/kick mallory calm down",
+                                        "! you were kicked by boss: calm down",
+                                        "* mallory was kicked by boss: calm down")
+        self.cluster.login(b, "mallory")
         self.assertEqual(bob.line(), "* mallory joined")
 
     def test_killed_node_users_leave_within_ttl(self):
