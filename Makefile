@@ -34,9 +34,11 @@ test: $(VENV)/.installed-test
 	  redis-server:redis-server  # browser tests (test_web_browser.py); cluster tests (test_cluster*.py)
 	$(BIN)/python -m pytest -q tests
 
-# The benchmark against ngircd (docs/performance.md); BENCH_ARGS=--help.
+# The benchmark against ngircd, and of a cluster (docs/performance.md,
+# docs/scaling.md); BENCH_ARGS=--help.
 bench: $(VENV)/.installed-test
 	bench/ensure-ngircd.sh
+	tests/ensure-tools.sh redis-server:redis-server  # the cluster scenarios
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-test

@@ -1,4 +1,5 @@
-"""chatd against ngircd, side by side: fan-out (line, IRC, WebSocket), latency, logins, memory.
+"""chatd against ngircd, side by side: fan-out (line, IRC, WebSocket), latency, logins, memory;
+and a cluster of chatd nodes through Redis against one node alone.
 
 Run as `make bench` (BENCH_ARGS="--help" for the options) or directly with
 the project's venv: `.venv/bin/python bench/bench.py`.  Each run starts a
@@ -20,6 +21,7 @@ import sys
 import time
 
 from loadgen import (
+    Crowd,
     Dialect,
     PhaseFailed,
     build_counter,
@@ -30,7 +32,7 @@ from loadgen import (
     raise_fd_limit,
     run_counter,
 )
-from servers import Chatd, Ngircd, Running, Server, ngircd_path
+from servers import Chatd, Cluster, Ngircd, Running, Server, ngircd_path, redis_path
 from wsload import count_ws, ws_login
 
 
@@ -47,11 +49,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--chatd-path", metavar="DIR",
                    help="run the chatd package found in DIR (a copy of the tree"
                         " with a change to try) instead of the installed one")
-    p.add_argument("--scenarios",
-                   default="fanout,ircfanout,wsfanout,latency,logins,memory",
+    p.add_argument("--scenarios", default=",".join(SCENARIOS),
                    help="which measurements to make, comma-separated (ircfanout:"
                         " the fan-out through chatd's IRC front end; wsfanout:"
-                        " through its web front end's WebSocket, chatd only)")
+                        " through its web front end's WebSocket, chatd only;"
+                        " cluster, clusterlatency: --nodes chatd nodes through"
+                        " a redis-server against one chatd alone)")
+    p.add_argument("--nodes", type=int, default=2,
+                   help="cluster: chatd nodes sharing one redis-server")
     p.add_argument("--clients", type=int, default=200, help="fan-out clients")
     p.add_argument("--senders", type=int, default=20, help="fan-out senders")
     p.add_argument("--messages", type=int, default=2000,
@@ -190,6 +195,66 @@ class Bench:
         messages = max(1, int(a.rate * a.latency_seconds / senders))
         return self.send_and_count(server, a.latency_clients, messages, a.rate)
 
+    def spread_login(self, server: Server, clients: int) -> Crowd:
+        """clients logged in, split evenly over the server's entries (a
+        cluster's nodes), in order: the first node's, then the next's."""
+        a = self.args
+        entries = server.entries()
+        crowd = Crowd()
+        for i, entry in enumerate(entries):
+            first = clients * i // len(entries)
+            login(entry.host, entry.port, entry.dialect,
+                  clients * (i + 1) // len(entries) - first, first=first,
+                  inflight=a.login_inflight, timeout=a.phase_timeout, crowd=crowd)
+        return crowd
+
+    def spread_count(self, server: Server, clients: int, messages: int, rate: float,
+                     spec_of) -> dict:
+        """Log clients in over the server's nodes, send and count with the
+        spec that spec_of(crowd) makes; the CPU of every process in the window."""
+        a = self.args
+        crowd = self.spread_login(server, clients)
+        try:
+            drain(crowd, timeout=a.phase_timeout)
+            processes = server.processes()
+            cpu0 = {name: proc.cpu_seconds() for name, proc in processes.items()}
+            result = self.count(spec_of(crowd), Dialect("chatd"), messages, rate)
+            result["cpu_of"] = {name: proc.cpu_seconds() - cpu0[name]
+                                for name, proc in processes.items()}
+            result["server_cpu"] = sum(result["cpu_of"].values())
+        finally:
+            crowd.close()
+        result = self.rates(result)
+        if result["window"] > 0:
+            result["cpu_share_of"] = {name: cpu / result["window"]
+                                      for name, cpu in result["cpu_of"].items()}
+        if result["delivered"]:
+            result["cpu_us_per_delivery"] = result["server_cpu"] / result["delivered"] * 1e6
+        return result
+
+    def cluster(self, server: Server) -> dict:
+        """fanout with the clients (and the senders) split evenly over the nodes."""
+        a = self.args
+        return self.spread_count(server, a.clients, a.messages, 0,
+                                 lambda crowd: plan(crowd, a.senders, a.messages))
+
+    def clusterlatency(self, server: Server) -> dict:
+        """latency, every sender on the first node and only the last node's
+        clients (half the crowd) timed: on a cluster, what crossed Redis.
+        One chatd alone gets the same crowd and times the same half."""
+        a = self.args
+        clients = a.latency_clients
+        senders = min(a.senders, clients // 2)
+        messages = max(1, int(a.rate * a.latency_seconds / senders))
+        total = senders * messages
+
+        def spec(crowd: Crowd) -> list:
+            return [(c, total - (messages if i < senders else 0), i < senders,
+                     i >= clients // 2)
+                    for i, c in enumerate(crowd.clients)]
+
+        return self.spread_count(server, clients, messages, a.rate, spec)
+
     def logins(self, server: Server) -> dict:
         a = self.args
         crowd = login(server.host, server.port, server.dialect, a.logins,
@@ -240,8 +305,12 @@ def run_one(bench: Bench, make_server, scenario: str) -> dict:
     return result
 
 
-SCENARIOS = ("fanout", "ircfanout", "wsfanout", "latency", "logins", "memory")
-PAIRED = ("fanout", "ircfanout", "wsfanout")  # --pairs runs; the ratio is the median of pairs'
+SCENARIOS = ("fanout", "ircfanout", "wsfanout", "latency", "logins", "memory",
+             "cluster", "clusterlatency")
+# --pairs runs; the ratio is the median of pairs'
+PAIRED = ("fanout", "ircfanout", "wsfanout", "cluster")
+# chatd nodes through Redis against one chatd alone, whatever --servers says
+CLUSTERED = ("cluster", "clusterlatency")
 
 
 # -- the table -----------------------------------------------------------
@@ -265,8 +334,14 @@ def summarize(results: dict, labels: list[str]) -> list[list[str]]:
         return [r for r in rs if r.get("ok")]
 
     def med(label, scenario, key):
-        vals = [r[key] for r in ok(results.get(scenario, {}).get(label, []))
-                if r.get(key) is not None]
+        """The median of key over label's good runs; key may be (dict, name)."""
+        keys = key if isinstance(key, tuple) else (key,)
+        vals = []
+        for r in ok(results.get(scenario, {}).get(label, [])):
+            for k in keys:
+                r = r.get(k) if isinstance(r, dict) else None
+            if r is not None:
+                vals.append(r)
         return statistics.median(vals) if vals else None
 
     def row(name, scenario, key, unit, better, target):
@@ -300,6 +375,28 @@ def summarize(results: dict, labels: list[str]) -> list[list[str]]:
         row("latency p50 (ms)", "latency", "p50_ms", "", "lower", None)
         row("latency p99 (ms)", "latency", "p99_ms", "", "lower", 1)
         row("  load generator CPU (of 1 core)", "latency", "loadgen_cpu", "", "", None)
+    def processes(scenario):
+        return sorted({name for rs in results.get(scenario, {}).values()
+                       for r in ok(rs) for name in r.get("cpu_share_of", {})})
+
+    if "cluster" in results:
+        row("cluster fan-out deliveries/s (median)", "cluster", "per_second", "",
+            "higher", 0.9)
+        row("  load generator CPU (of 1 core)", "cluster", "loadgen_cpu", "", "", None)
+        row("  server CPU, all processes (of 1 core)", "cluster", "server_cpu_share",
+            "", "", None)
+        for name in processes("cluster"):
+            row(f"    {name}", "cluster", ("cpu_share_of", name), "", "", None)
+        row("  server CPU per delivery (us)", "cluster", "cpu_us_per_delivery", "", "",
+            None)
+        row("  timed window (s)", "cluster", "window", "", "", None)
+    if "clusterlatency" in results:
+        row("cross-node latency p50 (ms)", "clusterlatency", "p50_ms", "", "lower", None)
+        row("cross-node latency p99 (ms)", "clusterlatency", "p99_ms", "", "lower", 2)
+        row("  load generator CPU (of 1 core)", "clusterlatency", "loadgen_cpu", "", "",
+            None)
+        for name in processes("clusterlatency"):
+            row(f"    {name} CPU", "clusterlatency", ("cpu_share_of", name), "", "", None)
     if "logins" in results:
         row("logins/s", "logins", "per_second", "", "higher", 1)
     if "memory" in results:
@@ -349,14 +446,22 @@ def main(argv=None) -> int:
                 makers["ngircd"] = Ngircd
             else:
                 raise SystemExit(f"--servers: unknown server {name!r}")
-    labels = list(makers)
     scenarios = [s for s in args.scenarios.split(",") if s]
     for scenario in scenarios:
         if scenario not in SCENARIOS:
             raise SystemExit(f"--scenarios: unknown scenario {scenario!r}"
                              f" (known: {', '.join(SCENARIOS)})")
+    clustered = {}
+    if set(scenarios) & set(CLUSTERED):
+        if args.target:
+            raise SystemExit("--target: the cluster scenarios start their own servers")
+        if redis_path() is None:
+            raise SystemExit("redis-server is not installed"
+                             " (tests/ensure-tools.sh redis-server:redis-server)")
+        Chatd.source = args.chatd_path
+        clustered = {f"{args.nodes} nodes": lambda: Cluster(args.nodes), "1 node": Chatd}
     counter = "C helper" if bench.counter_bin else "Python"
-    print(f"# {', '.join(labels)}: {args.clients} clients, {args.senders} senders"
+    print(f"# {', '.join(makers)}: {args.clients} clients, {args.senders} senders"
           f" x {args.messages} messages of {args.size} bytes, {args.pairs}"
           f" alternating run(s); latency at {args.rate:g}/s into"
           f" {args.latency_clients}; {args.logins} logins; {args.idle} idle;"
@@ -364,22 +469,29 @@ def main(argv=None) -> int:
 
     results: dict[str, dict[str, list[dict]]] = {}
     for scenario in scenarios:
-        runs = {"latency": args.latency_runs, **dict.fromkeys(PAIRED, args.pairs)
-                }.get(scenario, 1)
+        these = clustered if scenario in CLUSTERED else makers
+        labels = list(these)
+        runs = {"latency": args.latency_runs, "clusterlatency": args.latency_runs,
+                **dict.fromkeys(PAIRED, args.pairs)}.get(scenario, 1)
         per = results.setdefault(scenario, {lbl: [] for lbl in labels})
         for i in range(runs):
             order = labels if i % 2 == 0 else labels[::-1]
             for lbl in order:
-                if scenario == "wsfanout" and makers[lbl] is not Chatd:
+                if scenario == "wsfanout" and these[lbl] is not Chatd:
                     continue  # only chatd has a web front end to measure
-                r = run_one(bench, makers[lbl], scenario)
+                r = run_one(bench, these[lbl], scenario)
                 per[lbl].append(r)
                 print(f"# {scenario} {lbl} run {i + 1}: " + describe(r), flush=True)
 
-    print()
-    header = ["measure"] + labels + (
-        [f"{labels[0]}/{labels[1]}", "target"] if len(labels) == 2 else ["", ""])
-    print_table(header, summarize(results, labels))
+    for these in (makers, clustered):
+        part = {sc: rs for sc, rs in results.items() if set(rs) == set(these)}
+        if not these or not part:
+            continue
+        labels = list(these)
+        print()
+        header = ["measure"] + labels + (
+            [f"{labels[0]}/{labels[1]}", "target"] if len(labels) == 2 else ["", ""])
+        print_table(header, summarize(part, labels))
     print("\n(absolute numbers depend on the machine; compare the ratios)")
     if args.json:
         with open(args.json, "w") as f:
@@ -406,7 +518,10 @@ def describe(r: dict) -> str:
             parts.append(f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms"
                          f" max {r['max_ms']:.1f} ms")
         parts.append(f"loadgen CPU {r.get('loadgen_cpu', 0):.0%}")
-        if "server_cpu_share" in r:
+        if "cpu_share_of" in r and len(r["cpu_share_of"]) > 1:
+            parts.append("CPU " + ", ".join(f"{name} {share:.0%}"
+                                            for name, share in r["cpu_share_of"].items()))
+        elif "server_cpu_share" in r:
             parts.append(f"server CPU {r['server_cpu_share']:.0%}")
     return ", ".join(parts)
 

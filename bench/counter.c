@@ -3,7 +3,9 @@
  * lines that arrive, over many already logged-in sockets, with epoll.
  *
  * bench.py logs the clients in, then runs this program with the sockets
- * inherited and one line per socket on standard input: "FD EXPECTED SENDER".
+ * inherited and one line per socket on standard input: "FD EXPECTED SENDER
+ * TIMED" (TIMED 0: its deliveries count but their latency is not recorded,
+ * so that the cluster scenario can time only what crossed nodes).
  * Each sender writes MESSAGES lines of PREFIX + TEXT + "\r\n", where TEXT is
  * SIZE bytes ending in a 20-digit send time (CLOCK_MONOTONIC, ns) and '|'.
  * A received line counts when it ends in "|\r\n", so joins, pings and other
@@ -36,6 +38,7 @@ struct conn {
     long expected;
     long count;
     int sender;
+    int timed;
     int closed;
     char *out;          /* pipelined mode: all of this sender's lines */
     size_t out_len, out_off;
@@ -104,14 +107,15 @@ int main(int argc, char **argv) {
 
     size_t cap = 1024, n = 0;
     struct conn *conns = calloc(cap, sizeof *conns);
-    int fd, sender;
+    int fd, sender, timed;
     long expected;
-    while (scanf("%d %ld %d", &fd, &expected, &sender) == 3) {
+    while (scanf("%d %ld %d %d", &fd, &expected, &sender, &timed) == 4) {
         if (n == cap) conns = realloc(conns, (cap *= 2) * sizeof *conns);
         memset(&conns[n], 0, sizeof conns[n]);
         conns[n].fd = fd;
         conns[n].expected = expected;
         conns[n].sender = sender;
+        conns[n].timed = timed;
         n++;
     }
     int *senders = calloc(n + 1, sizeof *senders), nsenders = 0;
@@ -209,7 +213,7 @@ int main(int argc, char **argv) {
                 while ((p = memchr(p, '\n', end - p)) != NULL) {
                     if (p[-1] == '\r' && p[-2] == '|') {
                         got++;
-                        if (lat && lat_n < lat_cap) {
+                        if (lat && c->timed && lat_n < lat_cap) {
                             uint64_t ts = 0;
                             for (const char *d = p - 22; d < p - 2; d++)
                                 ts = ts * 10 + (uint64_t)(*d - '0');

@@ -265,6 +265,8 @@ def plan(crowd: Crowd, senders: int, messages: int) -> list[tuple[Client, int, b
     """(client, lines it should receive, is it a sender) for every client.
 
     The senders are spread over the crowd.  Nobody hears their own lines.
+    A fourth item, when present, says whether the client's deliveries are
+    timed (latency): by default they all are.
     """
     n = len(crowd.clients)
     senders = min(senders, n)
@@ -277,11 +279,17 @@ def plan(crowd: Crowd, senders: int, messages: int) -> list[tuple[Client, int, b
     ]
 
 
+def timed(row: tuple) -> bool:
+    """Whether a spec row's deliveries are timed (its optional fourth item)."""
+    return bool(row[3]) if len(row) > 3 else True
+
+
 def run_counter(binary: Path, spec, dialect: Dialect, messages: int, size: int,
                 rate: float, timeout: float) -> dict:
     """Send and count with the C helper; the sockets are inherited."""
-    fds = [c.fileno() for c, _, _ in spec]
-    stdin = "".join(f"{c.fileno()} {exp} {int(s)}\n" for c, exp, s in spec)
+    fds = [c.fileno() for c, *_ in spec]
+    stdin = "".join(f"{row[0].fileno()} {row[1]} {int(row[2])} {int(timed(row))}\n"
+                    for row in spec)
     cmd = [str(binary), "-m", str(messages), "-s", str(size), "-r", str(rate),
            "-d", str(timeout), "-p", dialect.prefix.decode()]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -325,9 +333,10 @@ def count_python(spec, dialect: Dialect, messages: int, size: int, rate: float,
     prefix = dialect.prefix
     state = {}
     senders = []
-    for c, expected, is_sender in spec:
+    for row in spec:
+        c, expected, is_sender = row[:3]
         st = {"c": c, "exp": expected, "count": 0, "tail": b"", "out": b"",
-              "closed": False}
+              "closed": False, "timed": timed(row)}
         state[c.fileno()] = st
         ev = selectors.EVENT_READ
         if is_sender:
@@ -393,7 +402,8 @@ def count_python(spec, dialect: Dialect, messages: int, size: int, rate: float,
                     for ln in lines[:-1]:
                         if ln.endswith(b"|\r"):
                             got += 1
-                            lat.append(now - int(ln[-22:-2]))
+                            if st["timed"]:
+                                lat.append(now - int(ln[-22:-2]))
                 else:
                     got, st["tail"] = tally(st["tail"], data)
                 before = st["count"]

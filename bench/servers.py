@@ -1,4 +1,4 @@
-"""Start, watch and stop the servers under test: chatd and ngircd.
+"""Start, watch and stop the servers under test: chatd, ngircd, a chatd cluster.
 
 Each run gets a fresh server on a free loopback port and a fresh temporary
 directory; stop() always ends the process (SIGTERM, then SIGKILL).
@@ -154,6 +154,14 @@ class Server:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
+    def processes(self) -> dict[str, Server]:
+        """The processes whose CPU is reported, by name: here just this one."""
+        return {self.label: self}
+
+    def entries(self) -> list[Server]:
+        """Where clients log in: here, this server."""
+        return [self]
+
 
 class Chatd(Server):
     kind = "chatd"
@@ -190,6 +198,93 @@ class Chatd(Server):
         ]
 
 
+class Redis(Server):
+    """A redis-server that keeps nothing on disk, for a cluster of chatd nodes."""
+
+    kind = "redis"
+    label = "redis-server"
+
+    def command(self) -> list[str]:
+        return [redis_path(), "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(self.dir)]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+class ClusterNode(Chatd):
+    """chatd with --cluster: ready once its log says its link to Redis is up."""
+
+    def __init__(self, redis: Redis, name: str):
+        super().__init__()
+        self.redis = redis
+        self.name = name
+        self.label = f"node {name}"
+
+    def command(self) -> list[str]:
+        return super().command() + ["--cluster", self.redis.url, "--node", self.name]
+
+    def start(self, timeout: float = 20.0) -> None:
+        super().start(timeout)
+        deadline = time.monotonic() + timeout
+        while "cluster link up" not in self.twistd_log():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                tail = self.twistd_log()[-2000:]
+                self.stop()
+                raise PhaseFailed(f"{self.label}: no cluster link up:\n{tail}")
+            time.sleep(0.05)
+
+    def twistd_log(self) -> str:
+        try:
+            return (self.dir / "twistd.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+class Cluster(Server):
+    """A redis-server and chatd nodes clustered through it.
+
+    Clients log in spread evenly over entries() (the nodes); the CPU of
+    every node and of Redis is reported (processes()).
+    """
+
+    kind = "chatd"
+
+    def __init__(self, nodes: int = 2):
+        super().__init__()
+        self.label = f"{nodes} nodes"
+        self.redis = Redis()
+        self.nodes = [ClusterNode(self.redis, chr(ord("a") + i)) for i in range(nodes)]
+
+    def start(self, timeout: float = 20.0) -> None:
+        try:
+            self.redis.start(timeout)
+            for node in self.nodes:
+                node.start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.port, self.pid = self.nodes[0].port, self.nodes[0].pid
+
+    def stop(self) -> None:
+        for part in self.nodes + [self.redis]:
+            part.stop()
+
+    def alive(self) -> bool:
+        return all(part.alive() for part in self.nodes + [self.redis])
+
+    def log_tail(self, n: int = 2000) -> str:
+        return "\n".join(f"-- {part.label}:\n{part.log_tail(n)}"
+                         for part in self.nodes + [self.redis])
+
+    def processes(self) -> dict[str, Server]:
+        return {part.label: part for part in self.nodes + [self.redis]}
+
+    def entries(self) -> list[Server]:
+        return list(self.nodes)
+
+
 class Ngircd(Server):
     kind = "irc"
     label = "ngircd"
@@ -204,6 +299,11 @@ class Ngircd(Server):
 def ngircd_path() -> str | None:
     return shutil.which("ngircd") or (
         "/usr/sbin/ngircd" if os.path.exists("/usr/sbin/ngircd") else None)
+
+
+def redis_path() -> str | None:
+    return shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
 
 
 class Running(Server):
