@@ -92,6 +92,11 @@ class Settings:
     registration: str = "open"
     # Messages and actions of a room replayed to whoever joins it; 0: off.
     history: int = 50
+    # [cluster]: the Redis URL ("": one process, no cluster), this node's
+    # name ("": host name and pid), and the presence TTL in seconds.
+    cluster: str = ""
+    cluster_node: str = ""
+    cluster_ttl: float = 15.0
 
 
 # "open": anyone logged in; "admins": only admins (and chatd-admin add-user); "off": no one.
@@ -134,10 +139,10 @@ def load(path: str | Path | None) -> Settings:
         raise ConfigError(f"config file {path}: {e}") from e
     except UnicodeDecodeError as e:
         raise ConfigError(f"config file {path} is not UTF-8 (byte {e.start})") from e
-    unknown = set(doc) - {"server", "limits", "metrics", "irc", "web"}
+    unknown = set(doc) - {"server", "limits", "metrics", "irc", "web", "cluster"}
     if unknown:
         raise ConfigError(f"unknown table [{sorted(unknown)[0]}] in {path}")
-    for table in ("server", "limits", "metrics", "irc", "web"):
+    for table in ("server", "limits", "metrics", "irc", "web", "cluster"):
         if not isinstance(doc.get(table, {}), dict):
             raise ConfigError(f"{table} must be a table: [{table}]")
     server = dict(doc.get("server", {}))
@@ -164,7 +169,8 @@ def load(path: str | Path | None) -> Settings:
     settings = Settings(**server_values, limits=Limits(**limits),
                         metrics=_metrics_listen(doc.get("metrics", {})),
                         irc=irc_listen, irc_server_name=irc_name,
-                        web=web_listen, web_origins=web_origins)
+                        web=web_listen, web_origins=web_origins,
+                        **_cluster(doc.get("cluster", {})))
     _check_server(settings)
     settings.limits.check()
     return settings
@@ -222,6 +228,36 @@ def _web(table: dict) -> tuple[list[str], list[str]]:
         raise ConfigError('web.origins must be a list of origins such as'
                           ' "https://chat.example.org" (scheme://host[:port], no path)')
     return listen, origins
+
+
+def _cluster(table: dict) -> dict:
+    """[cluster] redis (a redis:// or rediss:// URL), node and ttl."""
+    types = {"redis": str, "node": str, "ttl": (int, float)}
+    out = {}
+    for key, value in table.items():
+        if key not in types:
+            raise ConfigError(f"unknown key cluster.{key}")
+        if not isinstance(value, types[key]) or isinstance(value, bool):
+            raise ConfigError(f"cluster.{key} has the wrong type")
+        out["cluster" if key == "redis" else f"cluster_{key}"] = value
+    if "cluster_ttl" in out and not 1 <= out["cluster_ttl"] <= 3600:
+        raise ConfigError("cluster.ttl must be at least 1 and at most 3600 seconds")
+    out.setdefault("cluster_ttl", 15.0)
+    out["cluster_ttl"] = float(out["cluster_ttl"])
+    return out
+
+
+def check_cluster(settings: Settings) -> None:
+    """The cluster URL and node name, checked (also when given as options)."""
+    if settings.cluster:
+        from chatd.cluster.url import parse
+        try:
+            parse(settings.cluster)
+        except ValueError as e:
+            raise ConfigError(f"cluster: {e}") from None
+    if settings.cluster_node and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}",
+                                                  settings.cluster_node):
+        raise ConfigError("cluster.node must be 1-64 letters, digits, '.', '_' or '-'")
 
 
 def _metrics_listen(table: dict) -> list[str]:

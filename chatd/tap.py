@@ -54,12 +54,15 @@ SAMPLE_CONFIG = Path(__file__).parent / "etc" / "chatd.toml"
 class Options(usage.Options):
     synopsis = ("[--listen ENDPOINT ...] [--irc ENDPOINT ...] [--web ENDPOINT ...]"
                 " [--config FILE]"
-                " [--data-dir DIR] [--metrics ENDPOINT ...]")
+                " [--data-dir DIR] [--metrics ENDPOINT ...]"
+                " [--cluster redis://HOST:PORT/DB [--node NAME]]")
     longdesc = (
         "Serve moderated chat rooms over a line protocol (telnet, netcat "
         "or chatd-client), with --irc to IRC clients (room ROOM is "
         "#ROOM) and with --web to browsers (a page and its WebSocket, "
-        "docs/web.md).  Options override the config file; see "
+        "docs/web.md).  With --cluster, several chatd processes share the "
+        "same rooms, names and bans through Redis (docs/scaling.md).  "
+        "Options override the config file; see "
         f"{SAMPLE_CONFIG} for every key.  Admin accounts: chatd-admin."
     )
     optParameters = [
@@ -67,6 +70,12 @@ class Options(usage.Options):
         ["data-dir", "d", None,
          "Directory for the database (bans, journal, history) and the admin"
          " and user accounts [default: var]."],
+        ["cluster", None, None,
+         "Share rooms, names, bans and history with the other chatd nodes using"
+         " the Redis at this URL: redis://[:PASSWORD@]HOST[:PORT][/DB], or"
+         " rediss:// for TLS [default: off, one process]."],
+        ["node", None, None,
+         "This node's name in the cluster [default: host name and process id]."],
     ]
 
     def __init__(self):
@@ -112,6 +121,11 @@ class Options(usage.Options):
             settings.irc = list(self["irc"])
         if self["web"]:
             settings.web = list(self["web"])
+        if self["cluster"]:
+            settings.cluster = self["cluster"]
+        if self["node"]:
+            settings.cluster_node = self["node"]
+        config.check_cluster(settings)
         return settings
 
     def postOptions(self) -> None:
@@ -293,16 +307,25 @@ def makeService(options: Options, reactor=None) -> service.MultiService:
     store = BanStore.unopened()
     stats = Stats(reactor.seconds())
     history = History(store, reactor, settings.history, delay=HISTORY_DELAY)
+    bus = None
+    if settings.cluster:
+        from chatd.cluster import tap as cluster  # needs txredisapi, only then
+        bus = cluster.make_bus(settings, store, reactor)
     server = Server(reactor, store, admins.is_admin, landing=settings.room,
                     rooms=settings.rooms, open_rooms=settings.open_rooms,
                     motd=settings.motd, wall_clock=time.time, stats=stats,
                     history=history, is_registered_name=users.is_registered,
-                    registration=settings.registration)
+                    registration=settings.registration, bus=bus)
     # The core's parts every front end shares: admission and login.
     gate = Gate(settings.limits, reactor, stats)
     portal = make_portal(server, *account_checkers(admins, users))
-    line = ChatFactory(server, portal, gate, reactor,
-                       registrar=lambda name, password: register_user(users, name, password))
+
+    def registrar(name, password):
+        if bus is not None:
+            return cluster.register(bus, users, name, password)
+        return register_user(users, name, password)
+
+    line = ChatFactory(server, portal, gate, reactor, registrar=registrar)
     front_ends = [(line, settings.listen)]
     if settings.irc:
         irc = IrcFactory(server, portal, gate, reactor,
@@ -310,13 +333,15 @@ def makeService(options: Options, reactor=None) -> service.MultiService:
         front_ends.append((irc, settings.irc))
     if settings.web:
         web = WebFactory(server, portal, gate, reactor, origins=settings.web_origins,
-                         registrar=lambda name, password: register_user(users, name, password))
+                         registrar=registrar)
         front_ends.append((web, settings.web))
 
     top = service.MultiService()
     top.setName("chatd")
     ChatService(server, [factory for factory, _ in front_ends], store, admins,
                 history).setServiceParent(top)
+    if bus is not None:
+        cluster.ClusterService(bus, server, users).setServiceParent(top)
     listeners = [Listener(description, getattr(factory, "site", factory), reactor)
                  for factory, endpoints in front_ends for description in endpoints]
     for listener in listeners:

@@ -41,3 +41,11 @@ class Muted(RoomError):
 
 class NoSuchRoom(RoomError):
     pass
+
+
+class Unavailable(RoomError):
+    """The cluster cannot be reached: a name cannot be claimed, nor an
+    admin's action made durable, on every node (chatd.cluster)."""
+
+    def __init__(self, text: str = "cluster unavailable: try again in a moment"):
+        super().__init__(text)

@@ -219,6 +219,21 @@ class History:
         return d.addErrback(lambda f: log.failure("history: renaming {old} failed", f,
                                                   old=old))
 
+    def adopt(self, room: str, lines: list[Said]) -> defer.Deferred:
+        """room's history is lines (the newest of them), as another copy of
+        it says (a cluster's, chatd.cluster.sync): in memory and on disk."""
+        key = name_key(room)
+        lines = lines[-self._limit:] if self._limit > 0 else []
+        if key in self._cache:
+            self._cache[key] = deque(lines, maxlen=self._limit)
+
+        def write(conn):
+            conn.execute("DELETE FROM history WHERE room = ?", (key,))
+            conn.executemany(_INSERT, [(key, s.at, s.kind, s.name, s.text) for s in lines])
+
+        return self._store.run(write).addErrback(
+            lambda f: log.failure("history: adopting {room} failed", f, room=room))
+
     def flush(self) -> defer.Deferred:
         """Fires once everything recorded so far is written (at shutdown).
 

@@ -82,9 +82,9 @@ class ChatRealm:
             raise NotImplementedError("chatd's realm only gives IChatUser")
         name = avatarId.decode("utf-8") if isinstance(avatarId, bytes) else avatarId
         server = self._server
-        user = server.login(name, mind.client, admin=mind.kind == ADMIN,
-                            address=mind.address, registered=mind.kind == REGISTERED)
-        return IChatUser, user, user.logout
+        d = server.claim(name, mind.client, admin=mind.kind == ADMIN,
+                         address=mind.address, registered=mind.kind == REGISTERED)
+        return d.addCallback(lambda user: (IChatUser, user, user.logout))
 
 
 def check(portal_: portal.Portal, creds) -> defer.Deferred:

@@ -42,6 +42,14 @@ class Moderation:
         self._banning: set[str] = set()  # name keys with a ban being written
         self._mutes: dict[str, float | None] = {}  # name key -> until (None: no end)
 
+    def mutes(self) -> dict[str, float | None]:
+        """Who is muted: name key -> until (None: no end)."""
+        return dict(self._mutes)
+
+    def replace_mutes(self, mutes: dict[str, float | None]) -> None:
+        """Who is muted, as the cluster says (chatd.cluster.sync)."""
+        self._mutes = dict(mutes)
+
     def check_muted(self, member: User) -> None:
         """Raise Muted if member may not speak now (cheap while nobody is muted:
         every line said goes through here)."""
@@ -59,6 +67,7 @@ class Moderation:
             raise PermissionDenied()
         if not name:
             raise NotAllowed(f"usage: /{verb} NAME [REASON]")
+        self._server.check_cluster()
         if name_key(name) == admin.key:
             raise NotAllowed(f"you cannot {verb} yourself")
         target = self._server.get(name)
@@ -81,12 +90,43 @@ class Moderation:
 
     def _expel(self, target: User, rooms, kind: type[ev.Event], *args,
                count_as: str) -> None:
-        """Tell target what happened to them, disconnect them, tell the rooms."""
+        """Tell target what happened to them, disconnect them, tell the rooms
+        (someone on another node is told and disconnected by their node)."""
         server = self._server
-        server.tell(target, kind(ev.next_id(), self._now(), "", *args))
-        gone = server.remove(target, count_as) or ()
-        target.client.disconnect()
+        event = kind(ev.next_id(), self._now(), "", *args)
+        if target.node:
+            gone = target.rooms
+            server.bus.expel(target, event, count_as)
+        else:
+            server.tell(target, event)
+            gone = server.remove(target, count_as) or ()
+            target.client.disconnect()
         self._announce((*gone, *rooms), kind, *args)
+
+    def apply(self, kind: str, details: dict) -> None:
+        """What an admin on another node of a cluster did (Moderation.ban...
+        there, through IBus.moderated), done here too: a ban keeps the name
+        (and its address) out of this node, a mute silences its user here."""
+        now = self._now()
+        if kind == "ban":
+            ban = Ban(**details)
+            self._server.bans.add(ban).addErrback(
+                lambda f: log.failure("storing {name}'s ban from another node failed", f,
+                                      name=ban.name))
+            if ban.address is not None:
+                args = (ban.by_admin, ban.reason,
+                        None if ban.expires is None else ban.expires - now)
+                for user in self._server.users:
+                    if user.address == ban.address and not user.admin \
+                            and user.key != ban.key:  # the target: expelled by name
+                        self._expel(user, (), ev.Banned, user.name, *args,
+                                    count_as="banned")
+        elif kind == "unban":
+            self._server.bans.remove(details["name"])
+        elif kind == "mute":
+            self._mutes[name_key(details["name"])] = details["until"]
+        elif kind == "unmute":
+            self._mutes.pop(name_key(details["name"]), None)
 
     def kick(self, admin: User, name: str, reason: str = "") -> defer.Deferred:
         """Kick name once the journal has it; fires when done."""
@@ -200,6 +240,7 @@ class Moderation:
         expires = None if duration is None else now + duration
         ban = Ban(name, admin.name, reason, now, expires, host)
         self._banning.add(key)
+        bus = server.bus
 
         def banned():
             log.info(
@@ -221,13 +262,16 @@ class Moderation:
                                     count_as="banned")
 
         entry = Entry(now, "ban", admin.name, name, reason, expires, host)
-        d = server.bans.add(ban)
+        d = bus.moderated("ban", name=name, by_admin=admin.name, reason=reason,
+                          created=now, expires=expires, address=host)
+        d.addCallback(lambda _: server.bans.add(ban))
         d.addBoth(lambda result: (self._banning.discard(key), result)[1])
         return d.addCallback(lambda _: self._journaled(entry, banned))
 
     def unban(self, admin: User, name: str) -> defer.Deferred:
         if not admin.admin:
             raise PermissionDenied()
+        self._server.check_cluster()
         if self._server.bans.get(name, self._now()) is None:
             raise NoSuchUser(f"{name} is not banned")
 
@@ -239,7 +283,9 @@ class Moderation:
                       address=ban.address if ban else None),
                 lambda: self._announce(admin.rooms, ev.Unbanned, shown, admin.name))
 
-        return self._server.bans.remove(name).addCallback(lifted)
+        d = self._server.bus.moderated("unban", name=name)
+        d.addCallback(lambda _: self._server.bans.remove(name))
+        return d.addCallback(lifted)
 
     def bans(self, admin: User) -> list[Ban]:
         """The bans in force, oldest first (admins only)."""
@@ -255,19 +301,21 @@ class Moderation:
         now = self._now()
         until = None if duration is None else now + duration
 
-        def muted():
+        def muted(_=None):
             self._mutes[target.key] = until
             self._announce((*target.rooms, *admin.rooms), ev.Muted, target.name,
                            admin.name, duration)
             log.info("{admin} muted {target}", admin=admin.name, target=target.name)
 
-        return self._journaled(Entry(now, "mute", admin.name, target.name, expires=until),
-                               muted)
+        d = self._server.bus.moderated("mute", name=target.name, until=until)
+        return d.addCallback(lambda _: self._journaled(
+            Entry(now, "mute", admin.name, target.name, expires=until), muted))
 
     def unmute(self, admin: User, name: str) -> defer.Deferred:
         """Lift name's mute once the journal has it; fires when done."""
         if not admin.admin:
             raise PermissionDenied()
+        self._server.check_cluster()
         if name_key(name) not in self._mutes:
             raise NotAllowed(f"{name} is not muted")
         target = self._server.get(name)
@@ -278,7 +326,9 @@ class Moderation:
             rooms = (*(target.rooms if target else ()), *admin.rooms)
             self._announce(rooms, ev.Unmuted, shown, admin.name)
 
-        return self._journaled(Entry(self._now(), "unmute", admin.name, shown), unmuted)
+        d = self._server.bus.moderated("unmute", name=name)
+        return d.addCallback(lambda _: self._journaled(
+            Entry(self._now(), "unmute", admin.name, shown), unmuted))
 
     def modlog(self, admin: User, count: int) -> defer.Deferred:
         """Fires with the newest count journal entries, oldest first."""

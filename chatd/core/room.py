@@ -81,6 +81,9 @@ class User:
     key: str = field(init=False, repr=False)
     # Where logout() goes: the server that logged them in.
     server: object = field(default=None, repr=False, compare=False)
+    # "" for a user connected here; else the cluster node they are on
+    # (chatd.core.peers): listed in rooms, reached through the bus.
+    node: str = field(default="", repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.key = name_key(self.name)
@@ -109,8 +112,9 @@ class Room:
         self._clock = clock
         self._now = now
         self._on_failed = on_failed
-        self._members: dict[str, User] = {}
-        self._order: list[str] = []  # member keys, sorted, for /who
+        self._members: dict[str, User] = {}  # connected here: the fan-out
+        self._remote: dict[str, User] = {}  # on other nodes of a cluster: listed only
+        self._order: list[str] = []  # every member's key, sorted, for /who
         self._formats: dict[IWireFormat, int] = {}  # format -> members using it
         self._late: dict[User, int] = {}  # joined this turn: hears from this index on
         self._pending: list[tuple[User | None, ev.Event]] = []
@@ -122,21 +126,36 @@ class Room:
 
     @property
     def members(self) -> list[User]:
-        return list(self._members.values())
+        """Everyone in the room, on this node and (in a cluster) on others."""
+        return [*self._members.values(), *self._remote.values()]
 
-    def __len__(self) -> int:
+    @property
+    def local(self) -> int:
+        """How many members are connected to this node."""
         return len(self._members)
 
+    def __len__(self) -> int:
+        return len(self._order)
+
     def get(self, name: str) -> User | None:
-        return self._members.get(name_key(name))
+        key = name_key(name)
+        return self._members.get(key) or self._remote.get(key)
 
     def who(self, limit: int | None = None) -> tuple[tuple[str, ...], int]:
         """(labels, count): the members' labels sorted, the first limit of them."""
         keys = self._order if limit is None else self._order[:limit]
-        return tuple(self._members[key].label for key in keys), len(self._order)
+        members, remote = self._members, self._remote
+        return (tuple((members.get(key) or remote[key]).label for key in keys),
+                len(self._order))
 
     def add(self, user: User) -> None:
         """user is in the room from now on (they hear what follows)."""
+        if user.node:
+            self._add_remote(user)
+            return
+        stale = self._remote.get(user.key)
+        if stale is not None:  # the name moved here from another node
+            self.discard(stale)
         if self._pending:
             self._late[user] = len(self._pending)
         self._members[user.key] = user
@@ -144,12 +163,27 @@ class Room:
         wire = user.client.wire
         self._formats[wire] = self._formats.get(wire, 0) + 1
         user.rooms = (*user.rooms, self)
+        self._bus.entered(self.name, user)
+
+    def _add_remote(self, user: User) -> None:
+        if user.key in self._members or user.key in self._remote:
+            return  # listed already (a stale entry goes when the name moves)
+        self._remote[user.key] = user
+        bisect.insort(self._order, user.key)
+        user.rooms = (*user.rooms, self)
 
     def discard(self, user: User) -> bool:
         """Take user out without a word; False if they were not here.
 
         What was said while they were here still reaches them first.
         """
+        if user.node:
+            if self._remote.get(user.key) is not user:
+                return False
+            del self._remote[user.key]
+            del self._order[bisect.bisect_left(self._order, user.key)]
+            user.rooms = tuple(room for room in user.rooms if room is not self)
+            return True
         if self._members.get(user.key) is not user:
             return False
         if len(self._pending) > self._late.get(user, 0):
@@ -164,6 +198,7 @@ class Room:
             del self._formats[wire]
         self._late.pop(user, None)
         user.rooms = tuple(room for room in user.rooms if room is not self)
+        self._bus.left(self.name, user)
         return True
 
     def rename(self, name: str) -> None:
@@ -187,6 +222,11 @@ class Room:
     def broadcast(self, event: ev.Event, sender: User | None = None) -> None:
         """event to every member (but sender) with the rest of this turn's."""
         self._bus.publish(self.key, event, sender)
+
+    def hear(self, event: ev.Event) -> None:
+        """event to this node's members alone, not through the bus (what
+        each node says for itself, such as a lost node's users leaving)."""
+        self._receive(event, None)
 
     def _receive(self, event: ev.Event, sender) -> None:
         """An event for this room from the bus: sender is the User who

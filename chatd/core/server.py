@@ -30,8 +30,11 @@ from chatd.core.errors import (
     NoSuchRoom,
     NoSuchUser,
     NotAllowed,
+    Unavailable,
 )
 from chatd.core.moderation import Moderation
+from chatd.core.peers import Peers
+from chatd.core.reconfigure import configure
 from chatd.core.room import GREETING_NAMES, IClient, Room, User
 from chatd.core.stats import Stats
 from chatd.core.store import BanStore
@@ -75,6 +78,7 @@ class Server:
             if name_key(name) not in self._rooms:
                 self._make_room(name, configured=True)
         self.moderation = Moderation(self, bans.journal, self._now)
+        self.peers = Peers(self)  # who is on the other nodes of a cluster
 
     # -- what is here -------------------------------------------------
 
@@ -90,11 +94,22 @@ class Server:
 
     @property
     def users(self) -> list[User]:
+        """The users connected to this process."""
         return list(self._users.values())
 
+    @property
+    def bus(self) -> IBus:
+        return self._bus
+
     def get(self, name: str) -> User | None:
-        """The logged-in user of that name (any case), if any."""
-        return self._users.get(name_key(name))
+        """The logged-in user of that name (any case), if any: connected
+        here, or (in a cluster) on another node (User.node)."""
+        key = name_key(name)
+        return self._users.get(key) or self.peers.get(key)
+
+    def local(self, key: str) -> User | None:
+        """The user connected to this process under that name key, if any."""
+        return self._users.get(key)
 
     def room(self, name: str) -> Room | None:
         return self._rooms.get(name_key(name))
@@ -124,14 +139,47 @@ class Server:
         ban = self._bans.get(name, self._now())
         if ban is not None:
             raise Banned(with_reason("you are banned", ban.reason))
-        if not taking_over and name_key(name) in self._users:
+        if not self._bus.ready():
+            raise Unavailable()
+        if not taking_over and self.get(name) is not None:
             raise NameTaken(f"username {name} is taken")
+
+    def check_cluster(self) -> None:
+        """Raise Unavailable if what an admin does now could not be made
+        durable on every node (a cluster whose link is down)."""
+        if not self._bus.ready():
+            raise Unavailable()
 
     def check_address(self, address: str) -> None:
         """Raise Banned if connections from address are banned."""
         ban = self._bans.for_address(address, self._now())
         if ban is not None:
             raise Banned(with_reason("you are banned", ban.reason))
+
+    def claim(self, name: str, client: IClient, admin: bool = False,
+              address: str | None = None, registered: bool = False) -> defer.Deferred:
+        """login(), once the name is claimed on every node of a cluster (at
+        once in one process); fires with the User, or fails with RoomError."""
+        takeover = registered and not admin
+        try:
+            self.check_name(name, taking_over=takeover)
+        except Exception:
+            return defer.fail()
+        key = name_key(name)
+
+        def claimed(_):
+            try:
+                return self.login(name, client, admin, address, registered)
+            except Exception:
+                if key not in self._users:
+                    self._bus.release(key)
+                raise
+
+        def refused(failure):
+            failure.trap(NameTaken)
+            raise NameTaken(f"username {name} is taken")
+
+        return self._bus.claim(key, takeover).addCallbacks(claimed, refused)
 
     def login(self, name: str, client: IClient, admin: bool = False,
               address: str | None = None, registered: bool = False) -> User:
@@ -143,7 +191,8 @@ class Server:
         old = self._users.get(name_key(name))
         if old is not None:
             self.tell(old, ev.Replaced(ev.next_id(), self._now(), "", old.name))
-            self.logout(old, cause="logged in from elsewhere", count_as="replaced")
+            self.logout(old, cause="logged in from elsewhere", count_as="replaced",
+                        release=False)
             old.client.disconnect()
         user = User(name, client, admin, address, registered, server=self)
         self._users[user.key] = user
@@ -151,10 +200,11 @@ class Server:
         return user
 
     def logout(self, user: User, reason: str = "", cause: str = "",
-               count_as: str = "closed") -> bool:
+               count_as: str = "closed", release: bool = True) -> bool:
         """user is gone (the cred logout): every room they were in is told
-        `Left`; False if they were logged out already."""
-        rooms = self.remove(user, count_as)
+        `Left`; False if they were logged out already.  Without release the
+        name stays claimed (the same name is logging in again here)."""
+        rooms = self.remove(user, count_as, release)
         if rooms is None:
             return False
         for room in rooms:
@@ -162,7 +212,8 @@ class Server:
         log.info("{name} left ({how})", name=user.name, how=cause or count_as)
         return True
 
-    def remove(self, user: User, count_as: str) -> tuple[Room, ...] | None:
+    def remove(self, user: User, count_as: str,
+               release: bool = True) -> tuple[Room, ...] | None:
         """Log user out without a word to anyone, counting the disconnect
         under count_as; the rooms they were in, or None if already out."""
         if self._users.get(user.key) is not user:
@@ -171,7 +222,9 @@ class Server:
         rooms = user.rooms
         for room in rooms:
             room.discard(user)
-            self._maybe_close(room)
+            self.close_if_empty(room)
+        if release:
+            self._bus.release(user.key)
         self.stats.disconnected(count_as)
         return rooms
 
@@ -202,7 +255,7 @@ class Server:
     def _entered(self, history, user: User, room: Room, login: bool,
                  leaving: Room | None) -> Room | None:
         if self._users.get(user.key) is not user:  # gone while the history loaded
-            self._maybe_close(room)
+            self.close_if_empty(room)
             return None
         if self._rooms.get(room.key) is not room:  # closed meanwhile: make it again
             room = self._rooms.get(room.key) or self._make_room(room.name)
@@ -226,7 +279,7 @@ class Server:
         """user leaves room (staying logged in); the room is told."""
         if room.discard(user):
             room.broadcast(room.event(ev.Left, user.name, reason, cause, quit=False))
-            self._maybe_close(room)
+            self.close_if_empty(room)
 
     def remove_from_room(self, user: User, room: Room) -> bool:
         """Take user out of room without a word to the room (an admin's
@@ -234,7 +287,7 @@ class Server:
         (IClient.removed); they stay logged in.  False if not in room."""
         if not room.discard(user):
             return False
-        self._maybe_close(room)
+        self.close_if_empty(room)
         removed = getattr(user.client, "removed", None)  # optional for a front end
         if removed is not None:
             removed(room)
@@ -257,29 +310,12 @@ class Server:
     def configure(self, rooms: Iterable[str], open_rooms: bool,
                   registration: str) -> list[str]:
         """Apply the room settings of a (re)loaded config; what changed."""
-        changes = []
-        wanted = {name_key(name): name for name in rooms}
-        for room in list(self._rooms.values()):
-            keep = room is self._landing or room.key in wanted
-            if room.configured and not keep:
-                room.configured = False
-                changes.append(f"room {room.name} no longer configured")
-                self._maybe_close(room)
-        for key, name in wanted.items():
-            room = self._rooms.get(key)
-            if room is None:
-                self._make_room(name, configured=True)
-                changes.append(f"room {name} added")
-            elif not room.configured:
-                room.configured = True
-                changes.append(f"room {room.name} configured")
-        if open_rooms != self.open_rooms:
-            self.open_rooms = open_rooms
-            changes.append(f"open_rooms {'on' if open_rooms else 'off'}")
-        if registration != self.registration:
-            changes.append(f"registration {self.registration} -> {registration}")
-            self.registration = registration
-        return changes
+        return configure(self, rooms, open_rooms, registration)
+
+    def room_for(self, name: str) -> Room:
+        """The room of that name, made if there is none (someone on another
+        node is in it)."""
+        return self._rooms.get(name_key(name)) or self._make_room(name)
 
     def _make_room(self, name: str, configured: bool = False) -> Room:
         room = Room(name, self._clock, self.stats, self._now, self._bus,
@@ -287,8 +323,8 @@ class Server:
         self._rooms[room.key] = room
         return room
 
-    def _maybe_close(self, room: Room) -> None:
-        """A room nobody is in that is not configured disappears."""
+    def close_if_empty(self, room: Room) -> None:
+        """A room nobody is in (on any node) that is not configured disappears."""
         if not room.configured and not len(room) and self._rooms.get(room.key) is room:
             del self._rooms[room.key]
             room.close()
@@ -310,7 +346,7 @@ class Server:
     def _said(self, user: User, room: Room, kind, text: str, rich: str, echo: bool):
         self.moderation.check_muted(user)
         event = kind(ev.next_id(), self._now(), room.name, user.name, text, rich)
-        if self.history is not None:
+        if self.history is not None and not self._bus.keeps_history:
             self.history.keep(room.key, event)
         room.broadcast(event, sender=None if echo else user)
         return event
@@ -335,6 +371,9 @@ class Server:
 
     def tell(self, user: User, event: ev.Event) -> None:
         """event to user alone, after what their rooms said before it."""
+        if user.node:
+            self._bus.tell(user, event)
+            return
         for room in user.rooms:
             room.settle(user)
         data = user.client.wire.render_for(event, user.name)

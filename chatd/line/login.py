@@ -19,7 +19,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from chatd.core.auth import RegisteredPassword
-from chatd.core.errors import Banned, RoomError
+from chatd.core.errors import Banned, RoomError, Unavailable
 from chatd.core.limits import LoginFailures
 from chatd.core.login import ADMIN, GUEST, REGISTERED, Guest, IChatUser, Mind
 from chatd.core.room import Room, User
@@ -104,6 +104,9 @@ class Login:
         except Banned as e:
             log.info("banned name {name} refused from {host}", name=name, host=conn.host)
             conn.refuse("banned", error(str(e)))
+            return
+        except Unavailable as e:  # a cluster node cut off from the others
+            conn.refuse("cluster unavailable", error(str(e)))
             return
         except RoomError as e:
             self._name_failures += 1

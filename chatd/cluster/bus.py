@@ -1,0 +1,404 @@
+"""ClusterBus: the core's IBus, carried between the nodes of a cluster by Redis.
+
+What a node publishes in one reactor turn goes out as one batch, one
+PUBLISH on `chatd:events` (in a script that also appends the batch's lines
+to their rooms' history lists, so history keeps the delivery order).
+Every node, the sender included, delivers a room's events when Redis
+hands the batch back: Redis's one order is every node's order.  A batch
+is [node, seq, items]; an item is a list whose first element says what
+it is (see _HANDLERS).
+
+While the link is down, what this node's users say is delivered to this
+node's users at once (they keep talking to each other); batches sent but
+not yet heard back are delivered here when the link drops, so nothing
+shown as said is lost.  New logins and admins' actions are refused
+(Unavailable) until the link is back and this node has resynchronised
+(chatd.cluster.sync).
+
+Presence: each node says who entered and left which room, who logged out,
+and, whenever a node (re)connects ("hello"), every node sends who is on it
+("state").  A node that stops sending heartbeats (`chatd:node:NODE`, with a
+TTL) is lost: every other node takes its users out of its rooms.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections import deque
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from chatd.cluster import sync
+from chatd.cluster.codec import decode, encode
+from chatd.cluster.link import Link
+from chatd.cluster.scripts import CLAIM as _CLAIM
+from chatd.cluster.scripts import PUBLISH as _PUBLISH
+from chatd.cluster.scripts import RELEASE as _RELEASE
+from chatd.cluster.url import RedisAddress
+from chatd.core import events as ev
+from chatd.core.bus import IBus, Receiver
+from chatd.core.errors import NameTaken, Unavailable
+from chatd.core.text import name_key
+
+log = Logger()
+
+CHANNEL = "chatd:events"
+NAMES = "chatd:names"
+NODE = "chatd:node:"  # + node: its heartbeat, with a TTL
+
+def default_node() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@implementer(IBus)
+class ClusterBus:
+    """See the module docstring.  attach() it to the Server it serves and
+    start `bus.link` (a service) once the data files are open."""
+
+    keeps_history = True  # as delivered, in Redis's order (see _keep)
+
+    def __init__(self, address: RedisAddress, reactor, node: str | None = None,
+                 ttl: float = 15.0):
+        self.node = node or default_node()
+        self.ttl = ttl
+        self._reactor = reactor
+        self._rooms: dict[str, Receiver] = {}
+        self._out: list = []  # items of the next batch
+        self._lines: list[str] = []  # its history: room key, line, room key...
+        self._flush_call = None
+        self._seq = 0
+        self._sent: deque[tuple[int, list]] = deque()  # published, not heard back
+        self._ready = False  # up and resynchronised
+        self._was_up = False
+        self._known: set[str] = set()  # other nodes heard from
+        self.server = None
+        self.users = None  # the users file (accounts)
+        self.redis = None  # the command connection while up
+        self.link = Link(address, CHANNEL, reactor, self._received, self._up, self._down)
+        self._beat = task.LoopingCall(self._heartbeat)
+        self._beat.clock = reactor
+
+    def attach(self, server, users) -> None:
+        self.server, self.users = server, users
+
+    # -- IBus: room events --------------------------------------------
+
+    def publish(self, room: str, event: ev.Event, sender: object) -> None:
+        if not self._ready:
+            self._keep(room, event)
+            receive = self._rooms.get(room)
+            if receive is not None:
+                receive(event, sender)
+            return
+        self._queue(["e", room, sender.key if sender is not None else None, encode(event)])
+        if event.__class__ is ev.Message or event.__class__ is ev.Action:
+            history = self.server.history if self.server is not None else None
+            if history is not None and history.limit:
+                self._lines += (room, json.dumps([event.at, event.kind, event.name,
+                                                  event.text]))
+
+    def subscribe(self, room: str, receive: Receiver) -> None:
+        self._rooms[room] = receive
+
+    def unsubscribe(self, room: str) -> None:
+        self._rooms.pop(room, None)
+
+    # -- IBus: names, presence, people elsewhere ----------------------
+
+    def ready(self) -> bool:
+        return self._ready
+
+    def claim(self, user_key: str, takeover: bool) -> defer.Deferred:
+        if not self._ready:
+            return defer.fail(Unavailable())
+        d = self.redis.eval(_CLAIM, [], [user_key, self.node, "1" if takeover else "0"])
+
+        def claimed(owner):
+            if owner and not owner.startswith("!"):
+                raise NameTaken("")  # Server.claim says which name
+            if owner:  # taken over from a live node: its user goes
+                self._queue(["replaced", user_key])
+            return None
+
+        return d.addCallbacks(claimed, self._unavailable)
+
+    def release(self, user_key: str) -> None:
+        if self._ready:
+            self._queue(["gone", user_key])
+            self.redis.eval(_RELEASE, [], [self.node, user_key]).addErrback(
+                lambda f: None)  # the link is down: the node's TTL frees it
+
+    def entered(self, room: str, user) -> None:
+        if self._ready:
+            self._queue(["in", room, user.name, user.admin, user.address])
+
+    def left(self, room: str, user) -> None:
+        if self._ready:
+            self._queue(["out", name_key(room), user.key])
+
+    def tell(self, user, event: ev.Event) -> None:
+        if not self._ready:
+            raise Unavailable()
+        self._queue(["tell", user.node, user.key, encode(event)])
+
+    def expel(self, user, event: ev.Event, count_as: str) -> None:
+        if not self._ready:
+            raise Unavailable()
+        self._queue(["expel", user.node, user.key, encode(event), count_as])
+
+    def moderated(self, kind: str, **details) -> defer.Deferred:
+        if not self._ready:
+            return defer.fail(Unavailable())
+        d = sync.store(self.redis, kind, details)
+
+        def stored(_):
+            self._queue(["mod", kind, details])
+            self._flush()
+
+        return d.addCallbacks(stored, self._unavailable)
+
+    @staticmethod
+    def _unavailable(failure):
+        failure.trap(Exception)
+        if failure.check(NameTaken, Unavailable):
+            return failure
+        log.failure("cluster: a Redis command failed", failure)
+        raise Unavailable()
+
+    # -- batches out --------------------------------------------------
+
+    def _queue(self, item: list) -> None:
+        self._out.append(item)
+        if self._flush_call is None:
+            self._flush_call = self._reactor.callLater(0, self._flush)
+
+    def _flush(self) -> None:
+        if self._flush_call is not None:
+            if self._flush_call.active():
+                self._flush_call.cancel()
+            self._flush_call = None
+        items, self._out = self._out, []
+        lines, self._lines = self._lines, []
+        if not items:
+            return
+        if not self._ready:
+            self._deliver_own(items)
+            return
+        self._seq += 1
+        self._sent.append((self._seq, items))
+        limit = self.server.history.limit if self.server.history is not None else 0
+        args = [CHANNEL, json.dumps([self.node, self._seq, items]), max(limit, 1),
+                *(lines if limit else ())]
+        self.redis.eval(_PUBLISH, [], args).addErrback(
+            lambda f: log.warn("cluster: a batch was not published: {why}",
+                               why=f.getErrorMessage()))
+
+    def _deliver_own(self, items: list) -> None:
+        """This node's room events, to this node's rooms (heard back, or
+        the link lost while they were on their way)."""
+        rooms = self._rooms
+        for item in items:
+            if item[0] == "e":
+                event = decode(item[3])
+                self._keep(item[1], event)
+                receive = rooms.get(item[1])
+                if receive is not None:
+                    receive(event, item[2])
+
+    def _keep(self, room: str, event: ev.Event) -> None:
+        """This node's copy of the room's history, in the order delivered."""
+        if event.__class__ is ev.Message or event.__class__ is ev.Action:
+            history = self.server.history
+            if history is not None:
+                history.keep(room, event)
+
+    # -- batches in ---------------------------------------------------
+
+    def _received(self, message: str) -> None:
+        node, seq, items = json.loads(message)
+        if node == self.node:
+            while self._sent and self._sent[0][0] <= seq:
+                _, sent = self._sent.popleft()
+                self._deliver_own(sent)
+            return
+        if node not in self._known:
+            self._known.add(node)
+        server = self.server
+        for item in items:
+            handler = _HANDLERS.get(item[0])
+            if handler is None:
+                log.warn("cluster: unknown item {kind!r} from {node}", kind=item[0],
+                         node=node)
+                continue
+            try:
+                handler(self, server, node, *item[1:])
+            except Exception:
+                log.failure("cluster: {kind} from {node} failed", kind=item[0], node=node)
+
+    def _event(self, server, node, room, sender, data) -> None:
+        receive = self._rooms.get(room)
+        event = decode(data)
+        self._keep(room, event)
+        if receive is not None:
+            receive(event, sender)
+
+    def _to_one(self, server, node, target, key, data, count_as=None) -> None:
+        if target != self.node:
+            return
+        user = server.local(key)
+        if user is None:
+            return
+        server.tell(user, decode(data))
+        if count_as is not None:
+            server.remove(user, count_as)
+            user.client.disconnect()
+
+    def _replaced(self, server, node, key) -> None:
+        user = server.local(key)
+        if user is not None:
+            server.tell(user, ev.Replaced(ev.next_id(), server.now(), "", user.name))
+            server.logout(user, cause="logged in from elsewhere", count_as="replaced",
+                          release=False)
+            user.client.disconnect()
+
+    def _moderated(self, server, node, kind, details) -> None:
+        if kind == "account":
+            self.users.set_hash(details["name"], details["hashed"])
+        else:
+            server.moderation.apply(kind, details)
+
+    def _hello(self, server, node) -> None:
+        self._queue(["state", self._presence()])
+
+    def _presence(self) -> list:
+        return [[u.name, u.admin, u.address, [room.name for room in u.rooms]]
+                for u in self.server.users]
+
+    # -- the link -----------------------------------------------------
+
+    def _up(self, redis) -> None:
+        self.redis = redis
+        d = redis.set(NODE + self.node, "1", expire=max(int(self.ttl), 1))
+        d.addCallback(lambda _: sync.resync(redis, self.server, self.users, self.node))
+        d.addCallback(lambda _: self._reclaim(redis))
+        d.addCallbacks(self._synced, self._sync_failed)
+
+    def _reclaim(self, redis) -> defer.Deferred:
+        """Claim again the names of this node's users: if the link was down
+        for longer than the TTL another node may have given one away."""
+        users = self.server.users
+        ds = [redis.eval(_CLAIM, [], [user.key, self.node, "0"]) for user in users]
+
+        def claimed(results):
+            for user, (ok, owner) in zip(users, results, strict=True):
+                if ok and owner and not owner.startswith("!"):
+                    log.warn("cluster: {name} was taken on {node} meanwhile",
+                             name=user.name, node=owner)
+                    self.server.tell(user, ev.Replaced(ev.next_id(), self.server.now(),
+                                                       "", user.name))
+                    self.server.logout(user, cause="logged in from elsewhere",
+                                       count_as="replaced", release=False)
+                    user.client.disconnect()
+
+        return defer.DeferredList(ds, consumeErrors=True).addCallback(claimed)
+
+    def _synced(self, _) -> None:
+        if not self.link.up:
+            return
+        self._ready = True
+        if not self._beat.running:
+            self._beat.start(self.ttl / 3, now=False)
+        self._out[:0] = [["hello"], ["state", self._presence()]]
+        self._flush()
+        if self._was_up:
+            log.info("cluster link restored")
+            self._tell_admins("cluster link restored")
+        else:
+            log.info("cluster link up: node {node} via {address}", node=self.node,
+                     address=self.link.address)
+        self._was_up = True
+
+    def _sync_failed(self, failure) -> None:
+        log.failure("cluster: resynchronising failed; retrying", failure)
+        if self.redis is not None and self.redis.transport is not None:
+            self.redis.transport.loseConnection()  # the link comes back and tries again
+
+    def _down(self) -> None:
+        self.redis = None
+        if not self._ready:
+            return
+        self._ready = False
+        sent, self._sent = self._sent, deque()
+        for _, items in sent:
+            self._deliver_own(items)
+        self._flush()  # what was queued: delivered here
+        log.warn("cluster link lost")
+        self._tell_admins("cluster link lost")
+
+    def _tell_admins(self, text: str) -> None:
+        for user in self.server.users:
+            if user.admin:
+                self.server.tell(user, ev.Notice(ev.next_id(), self.server.now(), "", text))
+
+    def _heartbeat(self) -> defer.Deferred | None:
+        if not self._ready:
+            return None
+        redis = self.redis
+        d = redis.set(NODE + self.node, "1", expire=max(int(self.ttl), 1))
+        nodes = sorted(self._known | self.server.peers.nodes)
+        checks = [redis.exists(NODE + node) for node in nodes]
+
+        def checked(results):
+            for node, (ok, alive) in zip(nodes, results, strict=True):
+                if ok and not alive:
+                    self._known.discard(node)
+                    users = self.server.peers.lost(node)
+                    log.info("cluster: node {node} lost ({count} users)", node=node,
+                             count=len(users))
+
+        d.addErrback(lambda f: None)
+        return defer.DeferredList(checks, consumeErrors=True).addCallback(checked)
+
+    def stop(self) -> defer.Deferred:
+        """This node is stopping: the others drop its users now, not after the TTL."""
+        if self._beat.running:
+            self._beat.stop()
+        if not self._ready:
+            return defer.succeed(None)
+        self._queue(["bye"])
+        self._flush()
+        self._ready = False
+        redis = self.redis
+        keys = [user.key for user in self.server.users]
+        d = redis.eval(_RELEASE, [], [self.node, *keys]) if keys else defer.succeed(None)
+        d.addCallback(lambda _: redis.delete(NODE + self.node))
+        return d.addErrback(lambda f: None)
+
+
+def _state(bus, server, node, users) -> None:
+    server.peers.replace(node, users)
+
+
+def _bye(bus, server, node) -> None:
+    bus._known.discard(node)
+    server.peers.lost(node, cause="server shutting down")
+
+
+_HANDLERS = {
+    "e": ClusterBus._event,
+    "in": lambda bus, server, node, room, name, admin, address:
+        server.peers.entered(node, room, name, admin, address),
+    "out": lambda bus, server, node, room, key: server.peers.left(node, room, key),
+    "gone": lambda bus, server, node, key: server.peers.gone(node, key),
+    "tell": ClusterBus._to_one,
+    "expel": ClusterBus._to_one,
+    "replaced": ClusterBus._replaced,
+    "mod": ClusterBus._moderated,
+    "hello": ClusterBus._hello,
+    "state": _state,
+    "bye": _bye,
+}

@@ -1,0 +1,153 @@
+"""What every node must see: bans, mutes, accounts, the journal and history.
+
+Redis is the shared truth; each node keeps its durable copy (SQLite, the
+users file).  An admin's change is written to Redis first (store()), so
+that it is made cluster-wide or not at all, then to the node's copy, and
+the other nodes are told in the events batch.  When a node's link comes
+up (at start, or after an outage) it resynchronises (resync()):
+
+- if Redis has its `chatd:epoch` marker, Redis wins: bans and mutes are
+  made the same as Redis's, accounts and history are copied from it;
+- if the marker is missing, Redis is new or came back empty: the node
+  first writes its own copy there (each key only if absent, so several
+  nodes doing it at once end with the union), then sets the marker and
+  reads back as above.
+
+So a ban is never lost while any node's copy holds it, and a node started
+later reads everything made before it.
+"""
+
+from __future__ import annotations
+
+import json
+
+from twisted.internet import defer, threads
+from twisted.logger import Logger
+
+from chatd.core.auth import MIN_PASSWORD, UserFile, hash_password
+from chatd.core.events import Said
+from chatd.core.journal import Entry
+from chatd.core.store import Ban
+from chatd.core.text import NAME_RULE, name_key, valid_name
+
+log = Logger()
+
+EPOCH = "chatd:epoch"
+BANS = "chatd:bans"
+MUTES = "chatd:mutes"
+ACCOUNTS = "chatd:accounts"
+MODLOG = "chatd:modlog"
+HISTORY = "chatd:history:"
+MODLOG_KEPT = 10_000
+
+
+def store(redis, kind: str, details: dict) -> defer.Deferred:
+    """Write an admin's change (IBus.moderated) to Redis; fires once it is there."""
+    key = name_key(details["name"])
+    if kind == "ban":
+        return redis.hset(BANS, key, json.dumps(details))
+    if kind == "unban":
+        return redis.hdel(BANS, key)
+    if kind == "mute":
+        return redis.hset(MUTES, key, json.dumps(details))
+    if kind == "unmute":
+        return redis.hdel(MUTES, key)
+    if kind == "account":
+        return redis.hset(ACCOUNTS, key, json.dumps(details))
+    raise ValueError(f"unknown change {kind!r}")
+
+
+@defer.inlineCallbacks
+def resync(redis, server, users: UserFile, node: str):
+    """Make this node's copy and Redis agree (see the module docstring)."""
+    now = server.now()
+    if (yield redis.get(EPOCH)) is None:
+        yield _seed(redis, server, users, now)
+        yield redis.set(EPOCH, node, only_if_not_exists=True)
+        log.info("cluster: Redis held no chatd data; this node's bans, mutes and "
+                 "accounts were written to it")
+    bans = yield redis.hgetall(BANS)
+    wanted = {}
+    for value in bans.values():
+        ban = Ban(**json.loads(value))
+        if ban.active(now):
+            wanted[ban.key] = ban
+    for ban in server.bans.all(now):
+        if ban.key not in wanted:
+            yield server.bans.remove(ban.name)
+    for ban in wanted.values():
+        if server.bans.get(ban.name, now) != ban:
+            yield server.bans.add(ban)
+    mutes = yield redis.hgetall(MUTES)
+    server.moderation.replace_mutes(
+        {key: json.loads(value)["until"] for key, value in mutes.items()})
+    accounts = yield redis.hgetall(ACCOUNTS)
+    for value in accounts.values():
+        account = json.loads(value)
+        if users.hash_for(account["name"]) != account["hashed"]:
+            users.set_hash(account["name"], account["hashed"])
+    if server.history is not None and server.history.limit:
+        keys = yield redis.keys(HISTORY + "*")
+        for key in keys:
+            rows = yield redis.lrange(key, -server.history.limit, -1)
+            lines = [Said(*json.loads(row)) for row in rows]
+            yield server.history.adopt(key[len(HISTORY):], lines)
+
+
+def _seed(redis, server, users: UserFile, now: float) -> defer.Deferred:
+    ds = []
+    for ban in server.bans.all(now):
+        ds.append(redis.hsetnx(BANS, ban.key, json.dumps({
+            "name": ban.name, "by_admin": ban.by_admin, "reason": ban.reason,
+            "created": ban.created, "expires": ban.expires, "address": ban.address})))
+    for key, until in server.moderation.mutes().items():
+        ds.append(redis.hsetnx(MUTES, key, json.dumps({"name": key, "until": until})))
+    for name in users.names():
+        ds.append(redis.hsetnx(ACCOUNTS, name_key(name), json.dumps(
+            {"name": name, "hashed": users.hash_for(name)})))
+    return defer.gatherResults(ds, consumeErrors=True)
+
+
+def register(bus, users: UserFile, name: str, password: str) -> defer.Deferred:
+    """chatd.core.auth.register for a cluster: the account is written to
+    Redis (every node learns it) before this node's users file."""
+    if not valid_name(name):
+        return defer.fail(ValueError(f"invalid name {name!r}: use {NAME_RULE}"))
+    if len(password) < MIN_PASSWORD:
+        return defer.fail(ValueError(f"a password needs at least {MIN_PASSWORD} characters"))
+    if not bus.ready():
+        return defer.fail(ValueError("cluster unavailable: try again in a moment"))
+    d = threads.deferToThread(hash_password, password)
+    d.addCallback(lambda hashed: bus.moderated("account", name=name, hashed=hashed)
+                  .addCallback(lambda _: users.set_hash(name, hashed)))
+    return d
+
+
+class ClusterJournal:
+    """The moderation journal for a cluster: each node's own (SQLite) and
+    one list in Redis that every node's /modlog reads while the link is up."""
+
+    def __init__(self, local, bus):
+        self._local = local
+        self._bus = bus
+
+    def record(self, entry: Entry) -> defer.Deferred:
+        if self._bus.ready():
+            redis = self._bus.redis
+            redis.rpush(MODLOG, json.dumps(_entry_fields(entry))).addCallback(
+                lambda _: redis.ltrim(MODLOG, -MODLOG_KEPT, -1)).addErrback(
+                lambda f: log.warn("cluster: journal entry not copied to Redis: {why}",
+                                   why=f.getErrorMessage()))
+        return self._local.record(entry)
+
+    def last(self, count: int) -> defer.Deferred:
+        if not self._bus.ready():
+            return self._local.last(count)
+        d = self._bus.redis.lrange(MODLOG, -count, -1)
+        d.addCallback(lambda rows: [Entry(**json.loads(row)) for row in rows])
+        return d.addErrback(lambda f: self._local.last(count))
+
+
+def _entry_fields(entry: Entry) -> dict:
+    return {name: getattr(entry, name) for name in entry.__dataclass_fields__}
+
