@@ -60,6 +60,10 @@ class ClusterBus:
     start `bus.link` (a service) once the data files are open."""
 
     keeps_history = True  # as delivered, in Redis's order (see _keep)
+    # Until then (reactor seconds) a node whose heartbeat key is missing is
+    # not declared lost: after Redis came back empty every node's key is
+    # missing until that node has reconnected too (set by _synced).
+    _grace_until = 0.0
 
     def __init__(self, address: RedisAddress, reactor, node: str | None = None,
                  ttl: float = 15.0):
@@ -310,6 +314,7 @@ class ClusterBus:
         if not self.link.up:
             return
         self._ready = True
+        self._grace_until = self._reactor.seconds() + self.ttl
         if not self._beat.running:
             self._beat.start(self.ttl / 3, now=False)
         self._out[:0] = [["hello"], ["state", self._presence()]]
@@ -354,7 +359,7 @@ class ClusterBus:
 
         def checked(results):
             for node, (ok, alive) in zip(nodes, results, strict=True):
-                if ok and not alive:
+                if ok and not alive and self._reactor.seconds() >= self._grace_until:
                     self._known.discard(node)
                     users = self.server.peers.lost(node)
                     log.info("cluster: node {node} lost ({count} users)", node=node,
