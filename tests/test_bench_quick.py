@@ -1,5 +1,5 @@
 """The benchmark's quick mode, against chatd only (line protocol, IRC and
-WebSocket): nothing is lost.
+WebSocket) and a two-node chatd cluster through Redis: nothing is lost.
 
 This runs bench/bench.py as `make bench` would, in its few-second mode, with
 the C counting helper when a compiler is there and the Python counter
@@ -73,3 +73,24 @@ def test_python_counter_matches(tmp_path):
     assert fanout["counter"] == "python"
     assert fanout["delivered"] == fanout["expected"] == 16 * 800 + 4 * 600
     assert fanout["lost"] == 0
+
+
+def test_quick_cluster_loses_nothing(tmp_path):
+    """The cluster scenario (two chatd nodes through a real redis-server,
+    clients and senders split over them) delivers every line once, as one
+    chatd alone does: nothing is lost or doubled by crossing Redis."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench.py"), "--quick",
+         "--scenarios", "cluster", "--json", str(out)],
+        check=False, capture_output=True, text=True, timeout=60, cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = json.loads(out.read_text())["results"]["cluster"]
+    for label in ("2 nodes", "1 node"):
+        run = runs[label][0]
+        assert run["ok"], run
+        assert run["expected"] == 16 * 800 + 4 * 600
+        assert run["delivered"] == run["expected"]
+        assert run["lost"] == 0 and run["extra"] == 0 and run["closed"] == 0
+    assert set(runs["2 nodes"][0]["cpu_of"]) == {"node a", "node b", "redis-server"}
