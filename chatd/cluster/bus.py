@@ -75,6 +75,9 @@ class ClusterBus:
         self._lines: list[str] = []  # its history: room key, line, room key...
         self._flush_call = None
         self._seq = 0
+        # This node's own events of the next batch, as made here: heard
+        # back, they are delivered as they are, not decoded again.
+        self._own: list[tuple[str, str | None, ev.Event]] = []
         self._sent: deque[tuple[int, list]] = deque()  # published, not heard back
         self._ready = False  # up and resynchronised
         self._was_up = False
@@ -82,7 +85,7 @@ class ClusterBus:
         self.server = None
         self.users = None  # the users file (accounts)
         self.redis = None  # the command connection while up
-        self.link = Link(address, CHANNEL, reactor, self._received, self._up, self._down)
+        self.link = Link(address, CHANNEL, reactor, self.received, self._up, self.lost)
         self._beat = task.LoopingCall(self._heartbeat)
         self._beat.clock = reactor
 
@@ -98,7 +101,9 @@ class ClusterBus:
             if receive is not None:
                 receive(event, sender)
             return
-        self._queue(["e", room, sender.key if sender is not None else None, encode(event)])
+        key = sender.key if sender is not None else None
+        self._queue(["e", room, key, encode(event)])
+        self._own.append((room, key, event))
         if event.__class__ is ev.Message or event.__class__ is ev.Action:
             history = self.server.history if self.server is not None else None
             if history is not None and history.limit:
@@ -187,13 +192,14 @@ class ClusterBus:
             self._flush_call = None
         items, self._out = self._out, []
         lines, self._lines = self._lines, []
+        own, self._own = self._own, []
         if not items:
             return
         if not self._ready:
-            self._deliver_own(items)
+            self._deliver_own(own)
             return
         self._seq += 1
-        self._sent.append((self._seq, items))
+        self._sent.append((self._seq, own))
         limit = self.server.history.limit if self.server.history is not None else 0
         args = [CHANNEL, json.dumps([self.node, self._seq, items]), max(limit, 1),
                 *(lines if limit else ())]
@@ -201,17 +207,15 @@ class ClusterBus:
             lambda f: log.warn("cluster: a batch was not published: {why}",
                                why=f.getErrorMessage()))
 
-    def _deliver_own(self, items: list) -> None:
+    def _deliver_own(self, own: list) -> None:
         """This node's room events, to this node's rooms (heard back, or
         the link lost while they were on their way)."""
         rooms = self._rooms
-        for item in items:
-            if item[0] == "e":
-                event = decode(item[3])
-                self._keep(item[1], event)
-                receive = rooms.get(item[1])
-                if receive is not None:
-                    receive(event, item[2])
+        for room, sender, event in own:
+            self._keep(room, event)
+            receive = rooms.get(room)
+            if receive is not None:
+                receive(event, sender)
 
     def _keep(self, room: str, event: ev.Event) -> None:
         """This node's copy of the room's history, in the order delivered."""
@@ -222,7 +226,8 @@ class ClusterBus:
 
     # -- batches in ---------------------------------------------------
 
-    def _received(self, message: str) -> None:
+    def received(self, message: str) -> None:
+        """A batch from Redis (any node's, this one's included)."""
         node, seq, items = json.loads(message)
         if node == self.node:
             while self._sent and self._sent[0][0] <= seq:
@@ -287,9 +292,10 @@ class ClusterBus:
     def _up(self, redis) -> None:
         self.redis = redis
         d = redis.set(NODE + self.node, "1", expire=max(int(self.ttl), 1))
-        d.addCallback(lambda _: sync.resync(redis, self.server, self.users, self.node))
+        d.addCallback(lambda _: sync.resync(redis, self.server, self.users, self.node,
+                                                  history=not self._was_up))
         d.addCallback(lambda _: self._reclaim(redis))
-        d.addCallbacks(self._synced, self._sync_failed)
+        d.addCallbacks(lambda _: self.resynced(redis), self._sync_failed)
 
     def _reclaim(self, redis) -> defer.Deferred:
         """Claim again the names of this node's users: if the link was down
@@ -310,8 +316,9 @@ class ClusterBus:
 
         return defer.DeferredList(ds, consumeErrors=True).addCallback(claimed)
 
-    def _synced(self, _) -> None:
-        if not self.link.up:
+    def resynced(self, redis) -> None:
+        """The link is up with redis and this node has resynchronised: ready."""
+        if self.redis is not redis:  # lost again meanwhile
             return
         self._ready = True
         self._grace_until = self._reactor.seconds() + self.ttl
@@ -332,14 +339,15 @@ class ClusterBus:
         if self.redis is not None and self.redis.transport is not None:
             self.redis.transport.loseConnection()  # the link comes back and tries again
 
-    def _down(self) -> None:
+    def lost(self) -> None:
+        """The link to Redis is down."""
         self.redis = None
         if not self._ready:
             return
         self._ready = False
         sent, self._sent = self._sent, deque()
-        for _, items in sent:
-            self._deliver_own(items)
+        for _, own in sent:
+            self._deliver_own(own)
         self._flush()  # what was queued: delivered here
         log.warn("cluster link lost")
         self._tell_admins("cluster link lost")

@@ -58,8 +58,12 @@ def store(redis, kind: str, details: dict) -> defer.Deferred:
 
 
 @defer.inlineCallbacks
-def resync(redis, server, users: UserFile, node: str):
-    """Make this node's copy and Redis agree (see the module docstring)."""
+def resync(redis, server, users: UserFile, node: str, history: bool = True):
+    """Make this node's copy and Redis agree (see the module docstring).
+
+    History is read only when the node starts (history true): after an
+    outage this node's copy holds what its users said meanwhile, which
+    Redis never saw."""
     now = server.now()
     if (yield redis.get(EPOCH)) is None:
         yield _seed(redis, server, users, now)
@@ -86,7 +90,7 @@ def resync(redis, server, users: UserFile, node: str):
         account = json.loads(value)
         if users.hash_for(account["name"]) != account["hashed"]:
             users.set_hash(account["name"], account["hashed"])
-    if server.history is not None and server.history.limit:
+    if history and server.history is not None and server.history.limit:
         keys = yield redis.keys(HISTORY + "*")
         for key in keys:
             rows = yield redis.lrange(key, -server.history.limit, -1)

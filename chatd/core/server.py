@@ -258,7 +258,7 @@ class Server:
             self.close_if_empty(room)
             return None
         if self._rooms.get(room.key) is not room:  # closed meanwhile: make it again
-            room = self._rooms.get(room.key) or self._make_room(room.name)
+            room = self.room_for(room.name)
         if room in user.rooms:
             return room
         if leaving is not None:
@@ -315,7 +315,8 @@ class Server:
     def room_for(self, name: str) -> Room:
         """The room of that name, made if there is none (someone on another
         node is in it)."""
-        return self._rooms.get(name_key(name)) or self._make_room(name)
+        room = self._rooms.get(name_key(name))  # not `or`: an empty Room is falsy
+        return room if room is not None else self._make_room(name)
 
     def _make_room(self, name: str, configured: bool = False) -> Room:
         room = Room(name, self._clock, self.stats, self._now, self._bus,
