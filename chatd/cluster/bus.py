@@ -290,8 +290,14 @@ class ClusterBus:
         d = redis.set(NODE + self.node, "1", expire=max(int(self.ttl), 1))
         d.addCallback(lambda _: sync.resync(redis, self.server, self.users, self.node,
                                                   history=not self._was_up))
+        d.addCallback(self._tell_accounts)
         d.addCallback(lambda _: self._reclaim(redis))
         d.addCallbacks(lambda _: self.resynced(redis), self._sync_failed)
+
+    def _tell_accounts(self, accounts: list[dict]) -> None:
+        """The other nodes learn the accounts resync() added to Redis."""
+        for account in accounts:
+            self._out.append(["mod", "account", account])
 
     def _reclaim(self, redis) -> defer.Deferred:
         """Claim again the names of this node's users: if the link was down

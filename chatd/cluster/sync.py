@@ -63,7 +63,8 @@ def resync(redis, server, users: UserFile, node: str, history: bool = True):
 
     History is read only when the node starts (history true): after an
     outage this node's copy holds what its users said meanwhile, which
-    Redis never saw."""
+    Redis never saw.  Fires with the accounts this node added to Redis
+    (made with chatd-admin here), for the other nodes to be told."""
     now = server.now()
     if (yield redis.get(EPOCH)) is None:
         yield _seed(redis, server, users, now)
@@ -90,12 +91,18 @@ def resync(redis, server, users: UserFile, node: str, history: bool = True):
         account = json.loads(value)
         if users.hash_for(account["name"]) != account["hashed"]:
             users.set_hash(account["name"], account["hashed"])
+    # Accounts made here with chatd-admin add-user, which Redis never saw.
+    pushed = [{"name": name, "hashed": users.hash_for(name)} for name in users.names()
+              if name_key(name) not in accounts]
+    for account in pushed:
+        yield redis.hsetnx(ACCOUNTS, name_key(account["name"]), json.dumps(account))
     if history and server.history is not None and server.history.limit:
         keys = yield redis.keys(HISTORY + "*")
         for key in keys:
             rows = yield redis.lrange(key, -server.history.limit, -1)
             lines = [Said(*json.loads(row)) for row in rows]
             yield server.history.adopt(key[len(HISTORY):], lines)
+    return pushed
 
 
 def _seed(redis, server, users: UserFile, now: float) -> defer.Deferred:
