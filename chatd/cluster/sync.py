@@ -69,8 +69,8 @@ def resync(redis, server, users: UserFile, node: str, history: bool = True):
     if (yield redis.get(EPOCH)) is None:
         yield _seed(redis, server, users, now)
         yield redis.set(EPOCH, node, only_if_not_exists=True)
-        log.info("cluster: Redis held no chatd data; this node's bans, mutes and "
-                 "accounts were written to it")
+        log.info("cluster: Redis held no chatd data; this node's bans, mutes, "
+                 "accounts and history were written to it")
     bans = yield redis.hgetall(BANS)
     wanted = {}
     for value in bans.values():
@@ -116,7 +116,19 @@ def _seed(redis, server, users: UserFile, now: float) -> defer.Deferred:
     for name in users.names():
         ds.append(redis.hsetnx(ACCOUNTS, name_key(name), json.dumps(
             {"name": name, "hashed": users.hash_for(name)})))
+    if server.history is not None and server.history.limit:
+        ds.append(server.history.everything().addCallback(_seed_history, redis))
     return defer.gatherResults(ds, consumeErrors=True)
+
+
+@defer.inlineCallbacks
+def _seed_history(rooms: dict, redis):
+    """Each room's history from this node's copy, into a Redis that lost it
+    (a room another seeding node wrote first keeps that node's copy)."""
+    for key, lines in rooms.items():
+        if lines and not (yield redis.exists(HISTORY + key)):
+            yield redis.rpush(HISTORY + key, [json.dumps([s.at, s.kind, s.name, s.text])
+                                              for s in lines])
 
 
 def register(bus, users: UserFile, name: str, password: str) -> defer.Deferred:
