@@ -255,6 +255,11 @@ def check_cluster(settings: Settings) -> None:
             parse(settings.cluster)
         except ValueError as e:
             raise ConfigError(f"cluster: {e}") from None
+        try:
+            import txredisapi  # noqa: F401
+        except ImportError:
+            raise ConfigError("--cluster needs the Redis client: pip install"
+                              " 'chatd[cluster]' (txredisapi)") from None
     if settings.cluster_node and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}",
                                                   settings.cluster_node):
         raise ConfigError("cluster.node must be 1-64 letters, digits, '.', '_' or '-'")

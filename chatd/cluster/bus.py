@@ -33,7 +33,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from chatd.cluster import sync
-from chatd.cluster.codec import decode, encode
+from chatd.cluster.codec import encode
+from chatd.cluster.inbound import HANDLERS
 from chatd.cluster.link import Link
 from chatd.cluster.scripts import CLAIM as _CLAIM
 from chatd.cluster.scripts import PUBLISH as _PUBLISH
@@ -102,7 +103,7 @@ class ClusterBus:
                 receive(event, sender)
             return
         key = sender.key if sender is not None else None
-        self._queue(["e", room, key, encode(event)])
+        self.send(["e", room, key, encode(event)])
         self._own.append((room, key, event))
         if event.__class__ is ev.Message or event.__class__ is ev.Action:
             history = self.server.history if self.server is not None else None
@@ -130,34 +131,34 @@ class ClusterBus:
             if owner and not owner.startswith("!"):
                 raise NameTaken("")  # Server.claim says which name
             if owner:  # taken over from a live node: its user goes
-                self._queue(["replaced", user_key])
+                self.send(["replaced", user_key])
             return None
 
         return d.addCallbacks(claimed, self._unavailable)
 
     def release(self, user_key: str) -> None:
         if self._ready:
-            self._queue(["gone", user_key])
+            self.send(["gone", user_key])
             self.redis.eval(_RELEASE, [], [self.node, user_key]).addErrback(
                 lambda f: None)  # the link is down: the node's TTL frees it
 
     def entered(self, room: str, user) -> None:
         if self._ready:
-            self._queue(["in", room, user.name, user.admin, user.address])
+            self.send(["in", room, user.name, user.admin, user.address])
 
     def left(self, room: str, user) -> None:
         if self._ready:
-            self._queue(["out", name_key(room), user.key])
+            self.send(["out", name_key(room), user.key])
 
     def tell(self, user, event: ev.Event) -> None:
         if not self._ready:
             raise Unavailable()
-        self._queue(["tell", user.node, user.key, encode(event)])
+        self.send(["tell", user.node, user.key, encode(event)])
 
     def expel(self, user, event: ev.Event, count_as: str) -> None:
         if not self._ready:
             raise Unavailable()
-        self._queue(["expel", user.node, user.key, encode(event), count_as])
+        self.send(["expel", user.node, user.key, encode(event), count_as])
 
     def moderated(self, kind: str, **details) -> defer.Deferred:
         if not self._ready:
@@ -165,7 +166,7 @@ class ClusterBus:
         d = sync.store(self.redis, kind, details)
 
         def stored(_):
-            self._queue(["mod", kind, details])
+            self.send(["mod", kind, details])
             self._flush()
 
         return d.addCallbacks(stored, self._unavailable)
@@ -180,7 +181,8 @@ class ClusterBus:
 
     # -- batches out --------------------------------------------------
 
-    def _queue(self, item: list) -> None:
+    def send(self, item: list) -> None:
+        """item in this node's next batch."""
         self._out.append(item)
         if self._flush_call is None:
             self._flush_call = self._reactor.callLater(0, self._flush)
@@ -217,6 +219,17 @@ class ClusterBus:
             if receive is not None:
                 receive(event, sender)
 
+    def deliver(self, room: str, event: ev.Event, sender) -> None:
+        """An event of another node's, to this node's members of room."""
+        self._keep(room, event)
+        receive = self._rooms.get(room)
+        if receive is not None:
+            receive(event, sender)
+
+    def forget(self, node: str) -> None:
+        """node is gone: its heartbeat is no longer checked."""
+        self._known.discard(node)
+
     def _keep(self, room: str, event: ev.Event) -> None:
         """This node's copy of the room's history, in the order delivered."""
         if event.__class__ is ev.Message or event.__class__ is ev.Action:
@@ -238,7 +251,7 @@ class ClusterBus:
             self._known.add(node)
         server = self.server
         for item in items:
-            handler = _HANDLERS.get(item[0])
+            handler = HANDLERS.get(item[0])
             if handler is None:
                 log.warn("cluster: unknown item {kind!r} from {node}", kind=item[0],
                          node=node)
@@ -248,42 +261,8 @@ class ClusterBus:
             except Exception:
                 log.failure("cluster: {kind} from {node} failed", kind=item[0], node=node)
 
-    def _event(self, server, node, room, sender, data) -> None:
-        receive = self._rooms.get(room)
-        event = decode(data)
-        self._keep(room, event)
-        if receive is not None:
-            receive(event, sender)
-
-    def _to_one(self, server, node, target, key, data, count_as=None) -> None:
-        if target != self.node:
-            return
-        user = server.local(key)
-        if user is None:
-            return
-        server.tell(user, decode(data))
-        if count_as is not None:
-            server.remove(user, count_as)
-            user.client.disconnect()
-
-    def _replaced(self, server, node, key) -> None:
-        user = server.local(key)
-        if user is not None:
-            server.tell(user, ev.Replaced(ev.next_id(), server.now(), "", user.name))
-            server.logout(user, cause="logged in from elsewhere", count_as="replaced",
-                          release=False)
-            user.client.disconnect()
-
-    def _moderated(self, server, node, kind, details) -> None:
-        if kind == "account":
-            self.users.set_hash(details["name"], details["hashed"])
-        else:
-            server.moderation.apply(kind, details)
-
-    def _hello(self, server, node) -> None:
-        self._queue(["state", self._presence()])
-
-    def _presence(self) -> list:
+    def presence(self) -> list:
+        """Who is on this node, as a \"state\" item says it."""
         return [[u.name, u.admin, u.address, [room.name for room in u.rooms]]
                 for u in self.server.users]
 
@@ -294,8 +273,14 @@ class ClusterBus:
         d = redis.set(NODE + self.node, "1", expire=max(int(self.ttl), 1))
         d.addCallback(lambda _: sync.resync(redis, self.server, self.users, self.node,
                                                   history=not self._was_up))
+        d.addCallback(self._tell_accounts)
         d.addCallback(lambda _: self._reclaim(redis))
         d.addCallbacks(lambda _: self.resynced(redis), self._sync_failed)
+
+    def _tell_accounts(self, accounts: list[dict]) -> None:
+        """The other nodes learn the accounts resync() added to Redis."""
+        for account in accounts:
+            self._out.append(["mod", "account", account])
 
     def _reclaim(self, redis) -> defer.Deferred:
         """Claim again the names of this node's users: if the link was down
@@ -324,7 +309,7 @@ class ClusterBus:
         self._grace_until = self._reactor.seconds() + self.ttl
         if not self._beat.running:
             self._beat.start(self.ttl / 3, now=False)
-        self._out[:0] = [["hello"], ["state", self._presence()]]
+        self._out[:0] = [["hello"], ["state", self.presence()]]
         self._flush()
         if self._was_up:
             log.info("cluster link restored")
@@ -368,7 +353,7 @@ class ClusterBus:
         def checked(results):
             for node, (ok, alive) in zip(nodes, results, strict=True):
                 if ok and not alive and self._reactor.seconds() >= self._grace_until:
-                    self._known.discard(node)
+                    self.forget(node)
                     users = self.server.peers.lost(node)
                     log.info("cluster: node {node} lost ({count} users)", node=node,
                              count=len(users))
@@ -382,7 +367,7 @@ class ClusterBus:
             self._beat.stop()
         if not self._ready:
             return defer.succeed(None)
-        self._queue(["bye"])
+        self.send(["bye"])
         self._flush()
         self._ready = False
         redis = self.redis
@@ -390,28 +375,3 @@ class ClusterBus:
         d = redis.eval(_RELEASE, [], [self.node, *keys]) if keys else defer.succeed(None)
         d.addCallback(lambda _: redis.delete(NODE + self.node))
         return d.addErrback(lambda f: None)
-
-
-def _state(bus, server, node, users) -> None:
-    server.peers.replace(node, users)
-
-
-def _bye(bus, server, node) -> None:
-    bus._known.discard(node)
-    server.peers.lost(node, cause="server shutting down")
-
-
-_HANDLERS = {
-    "e": ClusterBus._event,
-    "in": lambda bus, server, node, room, name, admin, address:
-        server.peers.entered(node, room, name, admin, address),
-    "out": lambda bus, server, node, room, key: server.peers.left(node, room, key),
-    "gone": lambda bus, server, node, key: server.peers.gone(node, key),
-    "tell": ClusterBus._to_one,
-    "expel": ClusterBus._to_one,
-    "replaced": ClusterBus._replaced,
-    "mod": ClusterBus._moderated,
-    "hello": ClusterBus._hello,
-    "state": _state,
-    "bye": _bye,
-}

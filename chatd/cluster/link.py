@@ -8,6 +8,10 @@ that both come back together and the node resynchronises once.
 
 from __future__ import annotations
 
+# getaddrinfo imports this codec the first time it resolves a name, which
+# is after twistd has dropped privileges (--uid): a Python installed where
+# that user cannot read would then fail every connection, "unknown encoding".
+import encodings.idna  # noqa: F401
 from collections.abc import Callable
 
 import txredisapi
@@ -68,6 +72,37 @@ class _Factory(protocol.Factory):
         log.error("cluster: {message}", message=message)
 
 
+class _QuietService(ClientService):
+    """ClientService logs every retry; during an outage that is a line every
+    two seconds.  _Reporting says once why connecting fails instead."""
+
+    _log = Logger(observer=lambda event: None)
+
+
+class _Reporting:
+    """An endpoint that logs why connecting failed, once until it works again."""
+
+    def __init__(self, endpoint, address: RedisAddress):
+        self._endpoint, self._address = endpoint, address
+        self._said = False
+
+    def connect(self, factory):
+        d = self._endpoint.connect(factory)
+        d.addCallbacks(self._worked, self._failed)
+        return d
+
+    def _worked(self, p):
+        self._said = False
+        return p
+
+    def _failed(self, failure):
+        if not self._said:
+            self._said = True
+            log.warn("cluster: cannot reach {address}: {why}; retrying",
+                     address=str(self._address), why=failure.getErrorMessage())
+        return failure
+
+
 class Link(MultiService):
     """Keeps both connections up; calls on_up(commands) when both are
     ready and subscribed, on_down() once when either is lost, and
@@ -90,7 +125,8 @@ class Link(MultiService):
                                         timeout=CONNECT_TIMEOUT)
             if address.tls:
                 endpoint = wrapClientTLS(optionsForClientTLS(address.host), endpoint)
-            ClientService(endpoint, _Factory(self, kind, address), retryPolicy=retry,
+            _QuietService(_Reporting(endpoint, address) if kind is _Commands else endpoint,
+                          _Factory(self, kind, address), retryPolicy=retry,
                           clock=reactor).setServiceParent(self)
 
     @property

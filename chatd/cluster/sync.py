@@ -63,13 +63,14 @@ def resync(redis, server, users: UserFile, node: str, history: bool = True):
 
     History is read only when the node starts (history true): after an
     outage this node's copy holds what its users said meanwhile, which
-    Redis never saw."""
+    Redis never saw.  Fires with the accounts this node added to Redis
+    (made with chatd-admin here), for the other nodes to be told."""
     now = server.now()
     if (yield redis.get(EPOCH)) is None:
         yield _seed(redis, server, users, now)
         yield redis.set(EPOCH, node, only_if_not_exists=True)
-        log.info("cluster: Redis held no chatd data; this node's bans, mutes and "
-                 "accounts were written to it")
+        log.info("cluster: Redis held no chatd data; this node's bans, mutes, "
+                 "accounts and history were written to it")
     bans = yield redis.hgetall(BANS)
     wanted = {}
     for value in bans.values():
@@ -90,12 +91,18 @@ def resync(redis, server, users: UserFile, node: str, history: bool = True):
         account = json.loads(value)
         if users.hash_for(account["name"]) != account["hashed"]:
             users.set_hash(account["name"], account["hashed"])
+    # Accounts made here with chatd-admin add-user, which Redis never saw.
+    pushed = [{"name": name, "hashed": users.hash_for(name)} for name in users.names()
+              if name_key(name) not in accounts]
+    for account in pushed:
+        yield redis.hsetnx(ACCOUNTS, name_key(account["name"]), json.dumps(account))
     if history and server.history is not None and server.history.limit:
         keys = yield redis.keys(HISTORY + "*")
         for key in keys:
             rows = yield redis.lrange(key, -server.history.limit, -1)
             lines = [Said(*json.loads(row)) for row in rows]
             yield server.history.adopt(key[len(HISTORY):], lines)
+    return pushed
 
 
 def _seed(redis, server, users: UserFile, now: float) -> defer.Deferred:
@@ -109,7 +116,19 @@ def _seed(redis, server, users: UserFile, now: float) -> defer.Deferred:
     for name in users.names():
         ds.append(redis.hsetnx(ACCOUNTS, name_key(name), json.dumps(
             {"name": name, "hashed": users.hash_for(name)})))
+    if server.history is not None and server.history.limit:
+        ds.append(server.history.everything().addCallback(_seed_history, redis))
     return defer.gatherResults(ds, consumeErrors=True)
+
+
+@defer.inlineCallbacks
+def _seed_history(rooms: dict, redis):
+    """Each room's history from this node's copy, into a Redis that lost it
+    (a room another seeding node wrote first keeps that node's copy)."""
+    for key, lines in rooms.items():
+        if lines and not (yield redis.exists(HISTORY + key)):
+            yield redis.rpush(HISTORY + key, [json.dumps([s.at, s.kind, s.name, s.text])
+                                              for s in lines])
 
 
 def register(bus, users: UserFile, name: str, password: str) -> defer.Deferred:

@@ -234,6 +234,18 @@ class History:
         return self._store.run(write).addErrback(
             lambda f: log.failure("history: adopting {room} failed", f, room=room))
 
+    def everything(self) -> defer.Deferred:
+        """Fires with {room key: its newest entries} for every room on disk
+        (after what is pending is written): to copy to another store."""
+        keep = max(self._limit, 1)
+
+        def read(conn):
+            keys = [row[0] for row in conn.execute("SELECT DISTINCT room FROM history")]
+            return {key: [Said(*row) for row in reversed(
+                conn.execute(_NEWEST, (key, keep)).fetchall())] for key in keys}
+
+        return self.flush().addCallback(lambda _: self._store.run(read))
+
     def flush(self) -> defer.Deferred:
         """Fires once everything recorded so far is written (at shutdown).
 
