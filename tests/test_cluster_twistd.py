@@ -73,6 +73,27 @@ class ClusterTests(unittest.TestCase):
         self.assertEqual([x for x in on_a if x.startswith("<bob>")],
                          [f"<bob> b{i}" for i in range(20)])
 
+    def test_private_message_and_mute_across_nodes(self):
+        """alice on node a sends bob on node b a private message: only bob
+        gets it and alice gets her `[->bob]` receipt.  An admin on a mutes
+        bob: his next line is refused on b with `! you are muted`, and
+        nobody hears it."""
+        c = self.cluster
+        a, b = c.node("a"), c.node("b")
+        boss = self.admin(a)
+        alice = c.login(a, "alice")
+        bob = c.login(b, "bob")
+        alice.until("* bob joined")
+        alice.say("/msg bob just between us")
+        self.assertEqual(alice.line(), "[->bob] just between us")
+        # (alice may join bob's view just after his login: she did so at once)
+        self.assertEqual(bob.until("["), "[alice] just between us")
+        boss.say("/mute bob")
+        self.assertEqual(bob.until("* bob was"), "* bob was muted by boss")
+        bob.say("can anyone hear me")
+        self.assertEqual(bob.line(), "! you are muted")
+        self.assertEqual([x for x in alice.sync() if x.startswith("<")], [])
+
     def test_irc_user_on_one_node_talks_with_line_user_on_another(self):
         """An IRC client on node b, in #chatd, gets a line user's message
         from node a as a PRIVMSG, and its PRIVMSG reaches the line user."""
