@@ -71,7 +71,7 @@ class ClusterBusTests(unittest.TestCase):
         self.clock.advance(0)
         self.assertEqual(bob.lines(), [])
         other = [["e", "chatd", None, ["Message", 0.0, "chatd", "zed", "theirs", ""]]]
-        self.bus.received(json.dumps(["b", 1, other]))
+        self.bus.received("b 1 " + json.dumps(other))
         self.heard_back()
         self.assertEqual(bob.lines(), ["<zed> theirs", "<ann> mine"])
 

@@ -51,7 +51,7 @@ class HeartbeatAfterEmptyRestartTests(unittest.TestCase):
         self.successResultOf(self.server.enter(user, login=True))
         # node b says who is on it: bob, in the landing room
         state = [["state", [["bob", False, None, ["chatd"]]]]]
-        self.bus.received(json.dumps(["b", 1, state]))
+        self.bus.received("b 1 " + json.dumps(state))
         self.clock.advance(0)
         self.ann.lines()
 

@@ -33,7 +33,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from chatd.cluster import sync
-from chatd.cluster.codec import encode
+from chatd.cluster.codec import decode, encode
 from chatd.cluster.inbound import HANDLERS
 from chatd.cluster.link import Link
 from chatd.cluster.scripts import CLAIM as _CLAIM
@@ -73,7 +73,7 @@ class ClusterBus:
         self._reactor = reactor
         self._rooms: dict[str, Receiver] = {}
         self._out: list = []  # items of the next batch
-        self._lines: list[str] = []  # its history: room key, line, room key...
+        self._lines: dict[str, list[ev.Event]] = {}  # its history: lines by room key
         self._flush_call = None
         self._seq = 0
         # This node's own events of the next batch, as made here: heard
@@ -103,13 +103,21 @@ class ClusterBus:
                 receive(event, sender)
             return
         key = sender.key if sender is not None else None
-        self.send(["e", room, key, encode(event)])
+        cls = event.__class__
+        if cls is ev.Message or cls is ev.Action:  # most events: flat, no kind name
+            self._out.append(["m" if cls is ev.Message else "a", room, key, event.at,
+                              event.name, event.text, event.rich])
+        else:
+            self._out.append(["e", room, key, encode(event)])
+        if self._flush_call is None:
+            self._flush_call = self._reactor.callLater(0, self._flush)
         self._own.append((room, key, event))
-        if event.__class__ is ev.Message or event.__class__ is ev.Action:
-            history = self.server.history if self.server is not None else None
-            if history is not None and history.limit:
-                self._lines += (room, json.dumps([event.at, event.kind, event.name,
-                                                  event.text]))
+        if cls is ev.Message or cls is ev.Action:
+            lines = self._lines.get(room)
+            if lines is None:
+                self._lines[room] = [event]
+            else:
+                lines.append(event)
 
     def subscribe(self, room: str, receive: Receiver) -> None:
         self._rooms[room] = receive
@@ -193,7 +201,7 @@ class ClusterBus:
                 self._flush_call.cancel()
             self._flush_call = None
         items, self._out = self._out, []
-        lines, self._lines = self._lines, []
+        lines, self._lines = self._lines, {}
         own, self._own = self._own, []
         if not items:
             return
@@ -203,8 +211,12 @@ class ClusterBus:
         self._seq += 1
         self._sent.append((self._seq, own))
         limit = self.server.history.limit if self.server.history is not None else 0
-        args = [CHANNEL, json.dumps([self.node, self._seq, items]), max(limit, 1),
-                *(lines if limit else ())]
+        # "NODE SEQ [items]": a node reads its own batches' header only.
+        args = [CHANNEL, f"{self.node} {self._seq} {json.dumps(items)}", limit]
+        if limit:  # only each room's newest `limit` lines of the batch matter
+            for room, said in lines.items():
+                args += (room, json.dumps([[e.at, e.kind, e.name, e.text]
+                                           for e in said[-limit:]]))
         self.redis.eval(_PUBLISH, [], args).addErrback(
             lambda f: log.warn("cluster: a batch was not published: {why}",
                                why=f.getErrorMessage()))
@@ -241,16 +253,34 @@ class ClusterBus:
 
     def received(self, message: str) -> None:
         """A batch from Redis (any node's, this one's included)."""
-        node, seq, items = json.loads(message)
+        node, seq, body = message.split(" ", 2)
         if node == self.node:
+            seq = int(seq)
             while self._sent and self._sent[0][0] <= seq:
                 _, sent = self._sent.popleft()
                 self._deliver_own(sent)
             return
         if node not in self._known:
             self._known.add(node)
-        server = self.server
-        for item in items:
+        server, rooms = self.server, self._rooms
+        history = server.history
+        for item in json.loads(body):
+            kind = item[0]
+            if kind == "m" or kind == "a":  # most of them: a line said in a room
+                _, room, sender, at, name, text, rich = item
+                said = (ev.Message if kind == "m" else ev.Action)(
+                    ev.next_id(), at, room, name, text, rich)
+                if history is not None:
+                    history.keep(room, said)
+                receive = rooms.get(room)
+                if receive is not None:
+                    receive(said, sender)
+                continue
+            if kind == "e":  # another room event, straight to its room
+                said = decode(item[3])
+                if said.__class__ is not ev.Left:  # Left: see inbound.event
+                    self.deliver(item[1], said, item[2])
+                    continue
             handler = HANDLERS.get(item[0])
             if handler is None:
                 log.warn("cluster: unknown item {kind!r} from {node}", kind=item[0],

@@ -2,7 +2,8 @@
 
 ClusterBus (chatd.cluster.bus) reads each batch from Redis and hands each
 item of another node's batch to its handler here, by the item's first
-element: "e" a room event, "in"/"out"/"gone" presence, "tell"/"expel" for
+element (but "m" and "a", a message or action said in a room, which
+ClusterBus.received delivers itself, the hot path): "e" another room event, "in"/"out"/"gone" presence, "tell"/"expel" for
 one of this node's users, "replaced" (a registered name taken over
 elsewhere), "mod" an admin's change, "hello"/"state"/"bye" who is on a
 node.  Each handler is called as handler(bus, server, node, *rest).
@@ -16,7 +17,8 @@ from chatd.core.text import name_key
 
 
 def event(bus, server, node, room, sender, data) -> None:
-    """A room event: to this node's members of the room."""
+    """A room event: to this node's members of the room (ClusterBus.received
+    delivers all but `Left` itself, without coming here)."""
     said = decode(data)
     if said.__class__ is ev.Left and server.local(name_key(said.name)) is not None:
         return  # a session replaced by one here: the name has not left
