@@ -15,10 +15,8 @@ shown as said is lost.  New logins and admins' actions are refused
 (Unavailable) until the link is back and this node has resynchronised
 (chatd.cluster.sync).
 
-Presence: each node says who entered and left which room, who logged out,
-and, whenever a node (re)connects ("hello"), every node sends who is on it
-("state").  A node that stops sending heartbeats (`chatd:node:NODE`, with a
-TTL) is lost: every other node takes its users out of its rooms.
+Presence and the rest of what nodes tell each other: chatd.cluster.inbound.
+A node whose heartbeat (`chatd:node:NODE`, with a TTL) stops is lost.
 """
 
 from __future__ import annotations
@@ -83,6 +81,8 @@ class ClusterBus:
         self._ready = False  # up and resynchronised
         self._was_up = False
         self._known: set[str] = set()  # other nodes heard from
+        self._heard = 0.0  # when Redis last said anything (reactor seconds)
+        self._beating = False  # a heartbeat waits for its answer
         self.server = None
         self.users = None  # the users file (accounts)
         self.redis = None  # the command connection while up
@@ -253,6 +253,7 @@ class ClusterBus:
 
     def received(self, message: str) -> None:
         """A batch from Redis (any node's, this one's included)."""
+        self._heard = self._reactor.seconds()
         node, seq, body = message.split(" ", 2)
         if node == self.node:
             seq = int(seq)
@@ -304,7 +305,7 @@ class ClusterBus:
         d.addCallback(lambda _: sync.resync(redis, self.server, self.users, self.node,
                                                   history=not self._was_up))
         d.addCallback(self._tell_accounts)
-        d.addCallback(lambda _: self._reclaim(redis))
+        d.addCallback(lambda _: sync.reclaim(redis, self.server, self.node))
         d.addCallbacks(lambda _: self.resynced(redis), self._sync_failed)
 
     def _tell_accounts(self, accounts: list[dict]) -> None:
@@ -312,30 +313,12 @@ class ClusterBus:
         for account in accounts:
             self._out.append(["mod", "account", account])
 
-    def _reclaim(self, redis) -> defer.Deferred:
-        """Claim again the names of this node's users: if the link was down
-        for longer than the TTL another node may have given one away."""
-        users = self.server.users
-        ds = [redis.eval(_CLAIM, [], [user.key, self.node, "0"]) for user in users]
-
-        def claimed(results):
-            for user, (ok, owner) in zip(users, results, strict=True):
-                if ok and owner and not owner.startswith("!"):
-                    log.warn("cluster: {name} was taken on {node} meanwhile",
-                             name=user.name, node=owner)
-                    self.server.tell(user, ev.Replaced(ev.next_id(), self.server.now(),
-                                                       "", user.name))
-                    self.server.logout(user, cause="logged in from elsewhere",
-                                       count_as="replaced", release=False)
-                    user.client.disconnect()
-
-        return defer.DeferredList(ds, consumeErrors=True).addCallback(claimed)
-
     def resynced(self, redis) -> None:
         """The link is up with redis and this node has resynchronised: ready."""
         if self.redis is not redis:  # lost again meanwhile
             return
         self._ready = True
+        self._answered()
         self._grace_until = self._reactor.seconds() + self.ttl
         if not self._beat.running:
             self._beat.start(self.ttl / 3, now=False)
@@ -375,8 +358,17 @@ class ClusterBus:
     def _heartbeat(self) -> defer.Deferred | None:
         if not self._ready:
             return None
-        redis = self.redis
+        redis, now = self.redis, self._reactor.seconds()
+        if self._beating and now - self._heard >= self.ttl / 3:
+            # The last heartbeat is unanswered and nothing came from Redis
+            # since (a busy node still reads its batches: not this).
+            log.warn("cluster: Redis has not answered for {seconds:.0f} s",
+                     seconds=now - self._heard)
+            self.link.drop()
+            return None
+        self._beating = True
         d = redis.set(NODE + self.node, "1", expire=max(int(self.ttl), 1))
+        d.addCallback(self._answered)
         nodes = sorted(self._known | self.server.peers.nodes)
         checks = [redis.exists(NODE + node) for node in nodes]
 
@@ -390,6 +382,10 @@ class ClusterBus:
 
         d.addErrback(lambda f: None)
         return defer.DeferredList(checks, consumeErrors=True).addCallback(checked)
+
+    def _answered(self, _=None) -> None:
+        self._beating = False
+        self._heard = self._reactor.seconds()
 
     def stop(self) -> defer.Deferred:
         """This node is stopping: the others drop its users now, not after the TTL."""

@@ -1,12 +1,13 @@
 """What the other nodes of a cluster say, done here.
 
-ClusterBus (chatd.cluster.bus) reads each batch from Redis and hands each
-item of another node's batch to its handler here, by the item's first
-element (but "m" and "a", a message or action said in a room, which
-ClusterBus.received delivers itself, the hot path): "e" another room event, "in"/"out"/"gone" presence, "tell"/"expel" for
-one of this node's users, "replaced" (a registered name taken over
-elsewhere), "mod" an admin's change, "hello"/"state"/"bye" who is on a
-node.  Each handler is called as handler(bus, server, node, *rest).
+ClusterBus (chatd.cluster.bus) reads each batch from Redis.  The lines
+said in rooms ("m" a message, "a" an action: the hot path) it delivers
+itself; every other item of another node's batch comes to its handler
+here, by its first element: "e" another room event, "in"/"out"/"gone"
+presence, "tell"/"expel" for one of this node's users, "replaced" (a
+registered name taken over elsewhere), "mod" an admin's change,
+"hello"/"state"/"bye" who is on a node.  Each handler is called as
+handler(bus, server, node, *rest).
 """
 
 from __future__ import annotations

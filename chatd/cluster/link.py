@@ -26,8 +26,10 @@ from chatd.cluster.url import RedisAddress
 
 log = Logger()
 
-# Seconds a command may wait for Redis before the link counts as lost.
-REPLY_TIMEOUT = 5
+# No reply timeout: a node busy with a burst reads Redis's replies late,
+# and a timeout then dropped a link that was fine (losing the batches on
+# their way).  A Redis that stops answering is found by the heartbeat
+# (ClusterBus._heartbeat), which allows for a busy reactor.
 CONNECT_TIMEOUT = 5
 
 
@@ -57,8 +59,7 @@ class _Factory(protocol.Factory):
         self.link, self.kind, self.address = link, kind, address
 
     def buildProtocol(self, addr):
-        p = self.kind(charset="utf-8", replyTimeout=None if self.kind is _Subscriber
-                      else REPLY_TIMEOUT, password=self.address.password,
+        p = self.kind(charset="utf-8", replyTimeout=None, password=self.address.password,
                       dbid=self.address.db, username=self.address.username)
         p.factory = self
         p.whenConnected().addCallback(self.link._ready)
@@ -132,6 +133,13 @@ class Link(MultiService):
     @property
     def up(self) -> bool:
         return self._up
+
+    def drop(self) -> None:
+        """Redis stopped answering: close both connections now (they come
+        back through ClientService)."""
+        for p in (self.commands, self._subscriber):
+            if p is not None and p.transport is not None:
+                p.transport.abortConnection()
 
     def _ready(self, p) -> None:
         if isinstance(p, _Subscriber):

@@ -24,6 +24,8 @@ import json
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
+from chatd.cluster.inbound import replaced
+from chatd.cluster.scripts import CLAIM
 from chatd.core.auth import MIN_PASSWORD, UserFile, hash_password
 from chatd.core.events import Said
 from chatd.core.journal import Entry
@@ -129,6 +131,23 @@ def _seed_history(rooms: dict, redis):
         if lines and not (yield redis.exists(HISTORY + key)):
             yield redis.rpush(HISTORY + key, [json.dumps([s.at, s.kind, s.name, s.text])
                                               for s in lines])
+
+
+def reclaim(redis, server, node: str) -> defer.Deferred:
+    """Claim again the names of this node's users: if the link was down for
+    longer than the TTL another node may have given one away, and its user
+    here then goes, as after a takeover."""
+    users = server.users
+    ds = [redis.eval(CLAIM, [], [user.key, node, "0"]) for user in users]
+
+    def claimed(results):
+        for user, (ok, owner) in zip(users, results, strict=True):
+            if ok and owner and not owner.startswith("!"):
+                log.warn("cluster: {name} was taken on {node} meanwhile",
+                         name=user.name, node=owner)
+                replaced(None, server, owner, user.key)
+
+    return defer.DeferredList(ds, consumeErrors=True).addCallback(claimed)
 
 
 def register(bus, users: UserFile, name: str, password: str) -> defer.Deferred:
