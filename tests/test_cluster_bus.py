@@ -98,3 +98,42 @@ class ClusterBusTests(unittest.TestCase):
         failure = self.failureResultOf(self.server.claim("cy", FakeClient()))
         failure.trap(Unavailable)
         self.assertEqual(str(failure.value), "cluster unavailable: try again in a moment")
+
+
+class SilentRedis(FakeRedis):
+    """Publishes, but never answers a heartbeat: a Redis that hangs."""
+
+    def set(self, key, value, expire=None):
+        return defer.Deferred()
+
+    def exists(self, key):
+        return defer.Deferred()
+
+
+class WatchdogTests(unittest.TestCase):
+    def setUp(self):
+        ClusterBusTests.setUp(self)
+        self.redis = SilentRedis()
+        self.bus.redis = self.redis
+        self.dropped = []
+        self.bus.link.drop = lambda: self.dropped.append(True)
+
+    def test_redis_that_stops_answering_is_dropped(self):
+        """A Redis that stops answering (no reply to a heartbeat, nothing
+        else from it for a third of the TTL) counts as lost: the node then
+        serves its own users on its own and says so, rather than hanging."""
+        third = self.bus.ttl / 3
+        self.clock.advance(third)  # heartbeat sent, never answered
+        self.assertEqual(self.dropped, [])
+        self.clock.advance(third)
+        self.assertEqual(self.dropped, [True])
+
+    def test_busy_node_reading_batches_is_not_dropped(self):
+        """A node that reads batches from Redis but whose heartbeat answer
+        is late (a busy reactor) keeps its link."""
+        third = self.bus.ttl / 3
+        self.clock.advance(third)
+        self.clock.advance(third / 2)
+        self.bus.received("b 1 []")
+        self.clock.advance(third / 2)
+        self.assertEqual(self.dropped, [])
