@@ -52,6 +52,8 @@ def test_printable_removes_what_acts_on_a_terminal():
     hostile = "a\x1b[2Jb\x1b]0;owned\x07c\x9b31md\x07e\x7ff\u202eg\u200bh\ti"
     assert printable(hostile) == "a[2Jb]0;ownedc31mdefgh i"
     assert printable("caf\u00e9 \u4f60\u597d \U0001f600") == "caf\u00e9 \u4f60\u597d \U0001f600"
+    family = "\U0001F468\u200d\U0001F469\u200d\U0001F467"
+    assert printable(f"{family} \u200d\u200d") == f"{family} "  # joiners only where they join
 
 
 @pytest.mark.parametrize("line, kind, name, text", [
@@ -239,6 +241,8 @@ def test_client_imports_go_one_way_and_not_into_the_server():
     assert set(modules) == set(allowed)
     for stem, path in modules.items():
         may = {f"chatd.client.{name}" for name in allowed[stem]} | {"chatd.line.codec"}
+        if stem == "session":
+            may.add("chatd.core.text")  # printable() is the server's clean()
         assert _chatd_imports(path) <= may, stem
     codec = {"chatd.core.events", "chatd.core.text"}
     assert _chatd_imports(CLIENT_DIR.parent / "line" / "codec.py") <= codec

@@ -18,7 +18,7 @@ This module imports neither front end nor the command line (chatd.client.cli
 imports all three), and of the server only the line protocol's codec
 (chatd.line.codec, which parses the kinds of line: one definition of the
 wire for both sides) and what it needs of the core (events and text, no
-Twisted); the front ends take kind_of from there.
+Twisted; text.clean is also what printable() removes); the front ends take kind_of from there.
 
 Exit status (README.md), each non-zero one with one line on stderr:
 
@@ -41,7 +41,6 @@ import argparse
 import enum
 import os
 import signal
-import unicodedata
 from typing import Protocol
 
 from twisted.internet import defer, error, ssl
@@ -53,6 +52,7 @@ from twisted.protocols.basic import LineReceiver
 
 from chatd.client.pacing import Pacer
 from chatd.client.roomview import RoomView
+from chatd.core.text import clean
 
 CONNECT_TIMEOUT = 10
 GREETING_TIMEOUT = 10
@@ -84,7 +84,6 @@ _ENDINGS = [
 # the answer; each answer (or a `! ` refusal from an older server) is hidden.
 _QUERIES = [("/limits", "* limits "), ("/rooms", "* rooms (")]
 _REFUSALS = ("! unknown command ", "! slow down")
-_DROP = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 
 def printable(text: str) -> str:
@@ -92,12 +91,12 @@ def printable(text: str) -> str:
 
     The server already removes them, but a client must not let whatever
     answers on the port move the cursor, retitle the window or hide text.
-    Tabs become a space so that the width of a line is known.
+    It is the server's own rule (chatd.core.text.clean), so the joiners and
+    selectors that make one emoji of several (👨‍👩‍👧) stay where they do that
+    job, as they were sent.  Tabs become a space so that the width of a
+    line is known.
     """
-    text = text.replace("\t", " ")
-    if text.isascii() and text.isprintable():
-        return text
-    return "".join(ch for ch in text if unicodedata.category(ch) not in _DROP)
+    return clean(text)
 
 
 class FrontEnd(Protocol):
