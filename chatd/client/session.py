@@ -41,6 +41,7 @@ import argparse
 import enum
 import os
 import signal
+from collections.abc import Callable
 from typing import Protocol
 
 from twisted.internet import defer, error, ssl
@@ -217,7 +218,7 @@ class Session(LineReceiver):
         else:
             self.pacer.release()
 
-    def say(self, text: str | bytes, sent=None) -> None:
+    def say(self, text: str | bytes, sent: Callable[[], None] | None = None) -> None:
         """A line typed (or piped) in the room, let out under the flood limit;
         sent() is called once it is written."""
         if isinstance(text, str):
