@@ -148,8 +148,8 @@ def test_incoming_line_leaves_half_typed_text_intact(port, panes):
     pane.type(" and done")
     pane.keys("Enter")
     assert ben.expect(f"<{me}>") == f"<{me}> half typed caf\u00e9 and done"
-    screen = pane.wait_last(f"{me}>")
-    assert screen[-3:-1] == [f"<{me}> half typed caf\u00e9 and done", " chatd | 2 people"]
+    said = [f"<{me}> half typed caf\u00e9 and done", " chatd | 2 people", f"{me}>"]
+    pane.wait(lambda s: s[-3:] == said, "the line said, above an empty input line")
 
 
 def with_someone(port, panes, mine: str, theirs: str) -> tuple[str, LineConn, Pane]:
@@ -397,19 +397,23 @@ def test_cursor_stays_right_after_wide_and_joined_characters(port, panes, cluste
 
 
 def test_status_line_and_private_messages(port, panes):
-    """The status line shows the room and how many are in it as people come,
-    go and you move; a private message is marked as one."""
+    """The status line shows the room you are in and how many are in it as
+    you move and people come and go; a private message is marked as one."""
     me, other = f"sta{next(_names)}", f"vis{next(_names)}"
+    room = f"side{next(_names)}"
     pane = panes("--user", me, "127.0.0.1", str(port))
     pane.wait_last(f"{me}>")
-    count = int(pane.lines()[-2].split("|")[1].split()[0])
+    assert pane.lines()[-2].startswith(" chatd | ")
+    pane.type(f"/join {room}")
+    pane.keys("Enter")
+    pane.wait(lambda s: s[-2].strip() == f"{room} | 1 person", "the new room")
     visitor = LineConn(port).login(other)
-    pane.wait(lambda s: s[-2].strip() == f"chatd | {count + 1} people", "one more")
+    visitor.send(f"/join {room}")
+    pane.wait(lambda s: s[-2].strip() == f"{room} | 2 people", "one more")
     visitor.send(f"/msg {me} psst")
     pane.wait(lambda s: f"(private) [{other}] psst" in s, "the private message")
-    pane.type("/join side")
-    pane.keys("Enter")
-    pane.wait(lambda s: s[-2].strip() == "side | 1 person", "the new room")
+    visitor.send("/part")
+    pane.wait(lambda s: s[-2].strip() == f"{room} | 1 person", "one less")
     pane.keys("C-d")
     assert pane.exit_code() == Exit.OK
 
