@@ -15,11 +15,11 @@ $(BIN)/python:
 
 # Stamps: reinstall only when the packaging changes.
 $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e .
+	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[tui]'
 	touch $@
 
 $(VENV)/.installed-test: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[test]'
+	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[test,tui]'
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed

@@ -132,6 +132,7 @@ class LineConn:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
         self.buffer = b""
         self.seen: list[str] = []
+        self.name = ""  # once logged in
 
     def send(self, line: str) -> None:
         self.sock.sendall(line.encode("utf-8") + b"\r\n")
@@ -162,6 +163,7 @@ class LineConn:
             self.expect("? password")
             self.send(password)
         self.expect(f"* logged in as {name}")
+        self.name = name
         return self
 
     def close(self) -> None:

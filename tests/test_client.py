@@ -21,7 +21,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from chatd.client.session import Exit, Session, printable
-from chatd.client.tui import LineEditor, Style, cell_width
+from chatd.client.style import Style
 from chatd.line.codec import kind_of
 from tests.helpers_client import (
     ADMIN_PASSWORD,
@@ -52,6 +52,8 @@ def test_printable_removes_what_acts_on_a_terminal():
     hostile = "a\x1b[2Jb\x1b]0;owned\x07c\x9b31md\x07e\x7ff\u202eg\u200bh\ti"
     assert printable(hostile) == "a[2Jb]0;ownedc31mdefgh i"
     assert printable("caf\u00e9 \u4f60\u597d \U0001f600") == "caf\u00e9 \u4f60\u597d \U0001f600"
+    family = "\U0001F468\u200d\U0001F469\u200d\U0001F467"
+    assert printable(f"{family} \u200d\u200d") == f"{family} "  # joiners only where they join
 
 
 @pytest.mark.parametrize("line, kind, name, text", [
@@ -177,73 +179,6 @@ def test_session_sends_user_once_then_asks_the_front_end():
     assert client.front.asked == ["username"] and transport.value() == b""
 
 
-def test_line_editor_keys():
-    """Ctrl-A/E/U/W/K and arrows edit the line the way readline users expect."""
-    e = LineEditor()
-    e.insert("hello big world")
-    e.kill_word()
-    assert (e.text, e.cursor) == ("hello big ", 10)
-    e.home()
-    e.insert(">")
-    e.end()
-    e.insert("!")
-    e.left()
-    e.left()
-    e.backspace()
-    assert e.text == ">hello bi !"
-    e.home()
-    e.right()
-    e.kill_to_end()
-    assert e.text == ">"
-    e.insert("abc")
-    e.left()
-    e.kill_to_start()
-    assert (e.text, e.cursor) == ("c", 0)
-    e.insert("\x1b[31m")
-    assert "\x1b" not in e.text
-
-
-def test_line_editor_history_keeps_the_draft():
-    """Up and Down walk the history and come back to what was being typed."""
-    e = LineEditor()
-    for line in ["one", "two", "two", ""]:
-        e.insert(line)
-        e.submit()
-    assert e.history == ["one", "two"]
-    e.insert("draft")
-    e.up()
-    assert e.text == "two"
-    e.up()
-    e.up()
-    assert e.text == "one"
-    e.down()
-    e.down()
-    assert (e.text, e.cursor) == ("draft", 5)
-
-
-def test_password_is_not_shown_nor_remembered():
-    """A password typed at the prompt is drawn as nothing and kept out of history."""
-    e = LineEditor()
-    e.secret = True
-    e.insert("s3cret")
-    assert e.view("password: ", 80) == ("", 10)
-    assert e.submit() == "s3cret" and e.history == []
-
-
-def test_long_line_scrolls_sideways_around_the_cursor():
-    """A line wider than the terminal never wraps; the cursor stays in view."""
-    e = LineEditor()
-    e.insert("x" * 50 + "\u4f60" * 20)
-    shown, column = e.view("me> ", 40)
-    assert cell_width("me> " + shown) <= 39 and column == 4 + cell_width(shown)
-    e.left()
-    shown, column = e.view("me> ", 40)
-    assert shown.endswith("\u4f60") and column == 4 + cell_width(shown) - 2
-    e.home()
-    shown, column = e.view("me> ", 40)
-    assert shown.startswith("xxx") and column == 4
-
-
 def test_colours_are_stable_and_mentions_highlighted(monkeypatch):
     """Each name keeps its colour; your name in others' text stands out."""
     style = Style(colour=True, me="alice")
@@ -253,6 +188,14 @@ def test_colours_are_stable_and_mentions_highlighted(monkeypatch):
     assert style.line("! nope").startswith("\x1b[31m")
     plain = Style(colour=False, me="alice")
     assert plain.line("<bob> hi alice") == "<bob> hi alice"
+
+
+def test_private_lines_are_marked():
+    """A private message, said to you from wherever, is marked as such; so is
+    your own to someone else."""
+    plain = Style(colour=False, me="alice")
+    assert plain.line("[bob] psst") == "(private) [bob] psst"
+    assert plain.line("[->bob] psst") == "(private) [->bob] psst"
 
 
 def test_exit_codes_are_documented():
@@ -289,14 +232,17 @@ def test_client_imports_go_one_way_and_not_into_the_server():
     core's events and text that it renders and parses).
     """
     allowed = {
-        "__init__": set(), "session": set(),
-        "tui": {"session"}, "pipe": {"session"},
-        "cli": {"session", "tui", "pipe"}, "__main__": {"cli"},
+        "__init__": set(), "pacing": set(), "roomview": set(), "style": set(),
+        "widths": set(), "session": {"pacing", "roomview"},
+        "editing": {"widths"}, "tui": {"session", "style", "editing", "widths"},
+        "pipe": {"session"}, "cli": {"session", "tui", "pipe"}, "__main__": {"cli"},
     }
     modules = {path.stem: path for path in CLIENT_DIR.glob("*.py")}
     assert set(modules) == set(allowed)
     for stem, path in modules.items():
         may = {f"chatd.client.{name}" for name in allowed[stem]} | {"chatd.line.codec"}
+        if stem == "session":
+            may.add("chatd.core.text")  # printable() is the server's clean()
         assert _chatd_imports(path) <= may, stem
     codec = {"chatd.core.events", "chatd.core.text"}
     assert _chatd_imports(CLIENT_DIR.parent / "line" / "codec.py") <= codec
@@ -323,6 +269,23 @@ def test_pipe_sends_lines_and_quits_at_end_of_input(port):
     out = result.stdout.decode().splitlines()
     assert out[:3] == ["* welcome to chatd", "? username", f"* logged in as {bot} in chatd"]
     assert out[-1] == "* bye" and result.stderr == b""
+
+
+def test_a_long_file_piped_in_arrives_whole_under_the_default_limits(port):
+    """`chatd-client --user bot < notes.txt` with 500 lines: every line reaches
+    the room, in order, and the bot is never told to slow down nor kicked.
+
+    The client paces itself at 90% of the server's default 2 lines a second,
+    so this takes about 4.5 minutes: one server, one reader and nothing else.
+    """
+    reader, bot = LineConn(port).login(fresh("r")), fresh("bot")
+    notes = "".join(f"note {i}\n" for i in range(1, 501)).encode()
+    result = run_client(["--user", bot, "127.0.0.1", str(port)], notes, timeout=400)
+    assert result.returncode == Exit.OK, result.stderr
+    assert b"\n! " not in result.stdout, result.stdout.decode()[-500:]
+    for i in range(1, 501):
+        assert reader.expect(f"<{bot}>") == f"<{bot}> note {i}"
+    reader.expect(f"* {bot} left")
 
 
 def test_pipe_prints_every_line_as_it_came(port):

@@ -140,24 +140,30 @@ def test_incoming_line_leaves_half_typed_text_intact(port, panes):
     ben = LineConn(port).login(other)
     ben.send("first from ben")
     ben.send("second, " + "long " * 30)
-    screen = pane.wait(lambda s: any("second, long" in line for line in s),
-                       "ben's second line")
-    assert screen[-1] == f"{me}> half typed caf\u00e9"
+    screen = pane.wait(lambda s: any("second, long" in line for line in s)
+                       and s[-1] == f"{me}> half typed caf\u00e9",
+                       "ben's second line above the line being typed")
     assert f"<{other}> first from ben" in screen
     assert pane.cursor() == (len(f"{me}> half typed caf\u00e9"), len(screen) - 1)
     pane.type(" and done")
     pane.keys("Enter")
     assert ben.expect(f"<{me}>") == f"<{me}> half typed caf\u00e9 and done"
-    screen = pane.wait_last(f"{me}>")
-    assert screen[-2] == f"<{me}> half typed caf\u00e9 and done"
+    said = [f"<{me}> half typed caf\u00e9 and done", " chatd | 2 people", f"{me}>"]
+    pane.wait(lambda s: s[-3:] == said, "the line said, above an empty input line")
+
+
+def with_someone(port, panes, mine: str, theirs: str) -> tuple[str, LineConn, Pane]:
+    """(my name, another person in the room, my client's pane at its prompt)."""
+    me, other = f"{mine}{next(_names)}", f"{theirs}{next(_names)}"
+    conn = LineConn(port).login(other)
+    pane = panes("--user", me, "127.0.0.1", str(port))
+    pane.wait_last(f"{me}>")
+    return me, conn, pane
 
 
 def test_line_editing_keys_and_history(port, panes):
     """Ctrl-W/A/E/U, arrows and history edit the line before it is sent."""
-    me, other = f"cal{next(_names)}", f"dee{next(_names)}"
-    dee = LineConn(port).login(other)
-    pane = panes("--user", me, "127.0.0.1", str(port))
-    pane.wait_last(f"{me}>")
+    me, dee, pane = with_someone(port, panes, "cal", "dee")
     pane.type("one two three")
     pane.keys("C-w", "C-a")
     pane.type(">")
@@ -166,10 +172,14 @@ def test_line_editing_keys_and_history(port, panes):
     pane.type("discard me")
     pane.keys("C-u")
     pane.type("second")
-    pane.keys("Enter", "Up", "Up", "Home", "Delete", "End")
-    pane.type("!")
     pane.keys("Enter")
     dee.expect(f"<{me}> second")
+    # prompt_toolkit reloads the history when it redraws the input line,
+    # which a person cannot outtype: wait for it as they would.
+    pane.wait(lambda s: f"<{me}> second" in s, "the line said")
+    pane.keys("Up", "Up", "Home", "Delete", "End")
+    pane.type("!")
+    pane.keys("Enter")
     assert dee.expect(f"<{me}>") == f"<{me}> one tw !"
     pane.keys("Up", "C-a", "C-k", "Down", "Down")
     pane.wait_last(f"{me}>")
@@ -229,8 +239,8 @@ def test_username_asked_and_asked_again(port, panes):
     pane.wait_last("username:")
     pane.type(taken.upper())
     pane.keys("Enter")
-    screen = pane.wait_last("username:")
-    assert f"! username {taken.upper()} is taken" in screen
+    pane.wait(lambda s: f"! username {taken.upper()} is taken" in s
+              and s[-1] == "username:", "the refusal, then the prompt again")
     pane.type(taken + "x")
     pane.keys("Enter")
     pane.wait_last(f"{taken}x>")
@@ -297,3 +307,129 @@ def test_lost_connection_restores_terminal(tmp_path, panes):
     assert pane.exit_code() == Exit.CONNECTION
     pane.assert_terminal_restored()
     pane.wait(lambda s: "chatd-client: the server shut down" in s, "the message")
+
+
+def test_tab_completes_commands_and_names(port, panes):
+    """Tab completes /wh to /who, and a partial name to someone in the room."""
+    me, zelda, pane = with_someone(port, panes, "tab", "zelda")
+    pane.type("/wh")
+    pane.keys("Tab")
+    pane.wait_last(f"{me}> /who")
+    pane.keys("C-u")
+    pane.type("hi zel")
+    pane.keys("Tab")
+    pane.wait_last(f"{me}> hi {zelda.name}")
+    pane.keys("C-c")
+    assert pane.exit_code() == Exit.OK
+    zelda.close()
+
+
+def test_long_paste_asks_then_is_paced_under_the_flood_limit(port, panes, tmp_path):
+    """A bracketed paste of 30 lines is one edit; Enter asks first, then every
+    line reaches the room, paced so that the sender is neither told to slow
+    down nor kicked; lines not yet sent show as waiting, not as said."""
+    me, reader, pane = with_someone(port, panes, "pas", "rea")
+    paste = tmp_path / "paste.txt"
+    paste.write_text("".join(f"pasted line {i}\n" for i in range(1, 31)))
+    pane.tmux("load-buffer", str(paste))
+    pane.tmux("paste-buffer", "-p")  # bracketed, as the client asked for
+    pane.wait(lambda s: s[-1].strip() == "pasted line 30", "the paste in the input line")
+    pane.keys("Enter")
+    screen = pane.wait(lambda s: any(line.startswith("send these 30 lines, paced? (y/n) ")
+                                     for line in s), "the question")
+    assert not any(line.startswith(f"<{me}>") for line in screen)  # nothing said yet
+    pane.keys("y")
+    screen = pane.wait(lambda s: any(line.startswith("waiting: ") for line in s),
+                       "lines waiting")
+    assert "waiting (flood limit)" in screen[-2]
+    for i in range(1, 31):
+        assert reader.expect(f"<{me}>", timeout=30) == f"<{me}> pasted line {i}"
+    screen = pane.wait(lambda s: f"<{me}> pasted line 30" in s and
+                       not any(line.startswith("waiting") for line in s), "all said")
+    assert not any(line.startswith("!") for line in screen)
+    pane.type("/quit")
+    pane.keys("Enter")
+    assert pane.exit_code() == Exit.OK
+
+
+def terminal_width(text: str) -> int:
+    """Columns tmux itself takes to draw text (printed by printf in a pane)."""
+    pane = Pane(["sh", "-c", 'printf "%s|" "$1"; sleep 10', "sh", text])
+    try:
+        pane.wait(lambda s: s and s[0].endswith("|"), "the text printed")
+        return pane.cursor()[0] - 1
+    finally:
+        pane.close()
+
+
+@pytest.mark.parametrize("cluster", [
+    "\U0001F44D\U0001F3FD",  # thumbs up, medium skin tone
+    "\U0001F468\u200d\U0001F469\u200d\U0001F467",  # family: man, woman, girl
+    "\u1100\u1161",  # the Hangul syllable ga as conjoining jamo
+])
+def test_cursor_stays_right_after_wide_and_joined_characters(port, panes, cluster):
+    """After an emoji with a skin tone, a family emoji or decomposed Hangul, the
+    cursor is where the terminal drew the text: at the end, after moving back
+    over the cluster (one cluster per key) and once the line is cleared.
+
+    The reference is tmux's own width for the cluster; it agrees with wcwidth
+    (2 columns) for the family and the Hangul; tmux 3.3 draws the skin-tone
+    emoji in 4 columns where wcwidth and most terminals give 2.
+    """
+    me = f"wid{next(_names)}"
+    columns = terminal_width(cluster)
+    pane = panes("--user", me, "127.0.0.1", str(port))
+    pane.wait_last(f"{me}>")
+    prompt = len(f"{me}> ")
+    pane.type(f"x{cluster}ab")
+    pane.wait(lambda s: s[-1].startswith(f"{me}> x") and s[-1].endswith("ab"), "the text")
+    wait_for(lambda: pane.cursor()[0] == prompt + 1 + columns + 2,
+             what=lambda: f"cursor at {prompt + 1 + columns + 2}: {pane.cursor()}")
+    pane.keys("Left", "Left", "Left")
+    wait_for(lambda: pane.cursor()[0] == prompt + 1,
+             what=lambda: f"cursor at {prompt + 1}: {pane.cursor()}")
+    pane.keys("End", "C-u")
+    pane.wait_last(f"{me}>")
+    wait_for(lambda: pane.cursor()[0] == prompt,
+             what=lambda: f"cursor at {prompt}: {pane.cursor()}")
+    pane.keys("C-c")
+    assert pane.exit_code() == Exit.OK
+
+
+def test_status_line_and_private_messages(port, panes):
+    """The status line shows the room you are in and how many are in it as
+    you move and people come and go; a private message is marked as one."""
+    me, other = f"sta{next(_names)}", f"vis{next(_names)}"
+    room = f"side{next(_names)}"
+    pane = panes("--user", me, "127.0.0.1", str(port))
+    pane.wait_last(f"{me}>")
+    assert pane.lines()[-2].startswith(" chatd | ")
+    pane.type(f"/join {room}")
+    pane.keys("Enter")
+    pane.wait(lambda s: s[-2].strip() == f"{room} | 1 person", "the new room")
+    visitor = LineConn(port).login(other)
+    visitor.send(f"/join {room}")
+    pane.wait(lambda s: s[-2].strip() == f"{room} | 2 people", "one more")
+    visitor.send(f"/msg {me} psst")
+    pane.wait(lambda s: f"(private) [{other}] psst" in s, "the private message")
+    visitor.send("/part")
+    pane.wait(lambda s: s[-2].strip() == f"{room} | 1 person", "one less")
+    pane.keys("C-d")
+    assert pane.exit_code() == Exit.OK
+
+
+def test_without_prompt_toolkit_a_terminal_gets_plain_lines(port, panes):
+    """Without the chatd[tui] extra the client says so in one line and works
+    as in a pipe, at the terminal too."""
+    me = f"pla{next(_names)}"
+    program = [sys.executable, "-c",
+               "import sys; sys.modules['prompt_toolkit'] = None\n"
+               "import chatd.client.cli as c; sys.exit(c.main())"]
+    pane = panes("--user", me, "127.0.0.1", str(port), program=program)
+    screen = pane.wait(lambda s: f"* logged in as {me} in chatd" in s, "the login")
+    assert screen[0] == ("chatd-client: install chatd[tui] for the full-screen "
+                         "terminal; using plain lines")
+    pane.type("/quit")
+    pane.keys("Enter")
+    assert pane.exit_code() == Exit.OK
+    pane.assert_terminal_restored()

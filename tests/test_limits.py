@@ -87,6 +87,23 @@ class FloodTests(LimitsTestCase):
         self.assertEqual(self.h.read(alice), [])
 
 
+class LimitsQueryTests(LimitsTestCase):
+    limits = {"flood_burst": 7, "flood_rate": 0.5, "max_line": 512}
+
+    def test_limits_answers_the_limits_in_force(self):
+        """/limits tells a client the flood limits and line length it is held
+        to (so chatd-client can pace a paste), and the new ones after a reload."""
+        alice = self.login("alice")
+        self.h.send(alice, "/limits")
+        self.assertEqual(self.h.read(alice),
+                         ["* limits flood_burst=7 flood_rate=0.5 max_line=512"])
+        self.h.gate.limits.flood_rate = 2.0
+        self.h.factory.limits_changed()
+        self.h.send(alice, "/LIMITS")
+        self.assertEqual(self.h.read(alice),
+                         ["* limits flood_burst=7 flood_rate=2 max_line=512"])
+
+
 class SendQueueTests(LimitsTestCase):
     limits = {"sendq": 4096}
 

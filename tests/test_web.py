@@ -122,18 +122,20 @@ class ChatTests(WebTestCase):
         self.assertEqual(self.h.read(bob)[-1], f"<alice> {XSS}[2J")
 
     def test_commands_answer_in_json(self):
-        """`/` commands are the line protocol's; their replies come as
-        notice and error objects, /me as an action, // sends a slash."""
+        """`/` commands are the line protocol's (/limits too); their replies
+        come as notice and error objects, /me as an action, // sends a slash."""
         bob = self.h.login("bob")
         page = self.w.login("alice")
         self.h.read(bob)
-        for text in ("/who", "/nosuch", "/me waves", "//etc"):
+        for text in ("/who", "/nosuch", "/me waves", "//etc", "/limits"):
             self.w.send(page, {"type": "say", "room": "testroom", "text": text})
         messages = self.w.read(page)
         self.assertEqual(messages[0], {"kind": "notice", "room": "",
                                        "text": "online (2): alice, bob"})
         self.assertEqual(messages[1], {"kind": "error",
                                        "text": "unknown command /nosuch (try /help)"})
+        self.assertEqual(messages[-1], {"kind": "notice", "room": "",
+                                        "text": "limits flood_burst=5 flood_rate=2 max_line=2048"})
         self.assertEqual(self.h.read(bob), ["+ alice waves", "<alice> /etc"])
 
     def test_private_messages(self):

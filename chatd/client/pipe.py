@@ -3,6 +3,10 @@
 Once logged in, every stdin line is sent as it is and every server line is
 printed as it came, one per line; at the end of input the client sends
 /quit.  Without --user the first stdin line is the username.
+
+Lines go out under the server's flood limit (chatd.client.pacing), so a
+file of any length piped in arrives whole; stdin is read no further while
+QUEUE_HIGH lines wait, so a long file is never held in memory.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from zope.interface import implementer
 
 from chatd.client.session import Client, Exit, catch_signals, restore_fd_flags, save_fd_flags
 
+QUEUE_HIGH, QUEUE_LOW = 64, 16
+
 
 @implementer(IHalfCloseableProtocol)
 class PipeFrontEnd(LineReceiver):
@@ -31,6 +37,7 @@ class PipeFrontEnd(LineReceiver):
         self.client = client
         self._want: str | None = None
         self._closed = defer.Deferred()
+        self._eof = False
 
     def connectionMade(self) -> None:
         self.pauseProducing()
@@ -69,9 +76,8 @@ class PipeFrontEnd(LineReceiver):
         self.client.session.send_line(password)
 
     def logged_in(self, name: str) -> None:
-        """Start reading stdin, no faster than the server takes the lines."""
+        """Start reading stdin; Session.say paces the lines."""
         self._want = "chat"
-        self.client.session.transport.registerProducer(self.transport, True)
         self.resumeProducing()
 
     def lineReceived(self, line: bytes) -> None:
@@ -84,12 +90,29 @@ class PipeFrontEnd(LineReceiver):
             self.pauseProducing()
             session.send_username(line.decode("utf-8", "replace"))
         elif self._want == "chat":
-            session.send_line(line)
+            session.say(line, self._sent)
+            if session.pacer is not None and session.pacer.pending >= QUEUE_HIGH:
+                self.pauseProducing()
+
+    def _sent(self) -> None:
+        """A queued line went out: read on once the queue is short again."""
+        session = self.client.session
+        if self.paused and self._want == "chat" and session.pacer.pending <= QUEUE_LOW:
+            self.resumeProducing()
+            if self._eof and not self.paused:
+                self._end_of_input()
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.clearLineBuffer()
 
     def readConnectionLost(self) -> None:
+        """End of input: /quit once every line read is queued (Client.quit
+        puts it behind them)."""
+        self._eof = True
+        if not self.paused:
+            self._end_of_input()
+
+    def _end_of_input(self) -> None:
         rest = self.clearLineBuffer()
         if rest:
             self.lineReceived(rest)

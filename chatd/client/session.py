@@ -8,11 +8,17 @@ run: it connects (TCP or TLS), drives the session and keeps the exit status.
 The helpers at the end put stdin, stdout and signals right for both front
 ends.
 
+Once logged in, what is said goes through a Pacer (chatd.client.pacing),
+which keeps under the server's flood limit, learnt with a `/limits` query
+whose answer, like that of a `/rooms` query for completing room names, is
+hidden from the front end; RoomView (chatd.client.roomview) follows the
+room and the people in it.
+
 This module imports neither front end nor the command line (chatd.client.cli
 imports all three), and of the server only the line protocol's codec
 (chatd.line.codec, which parses the kinds of line: one definition of the
 wire for both sides) and what it needs of the core (events and text, no
-Twisted); the front ends take kind_of from there.
+Twisted; text.clean is also what printable() removes); the front ends take kind_of from there.
 
 Exit status (README.md), each non-zero one with one line on stderr:
 
@@ -35,7 +41,7 @@ import argparse
 import enum
 import os
 import signal
-import unicodedata
+from collections.abc import Callable
 from typing import Protocol
 
 from twisted.internet import defer, error, ssl
@@ -44,6 +50,10 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import LogLevel, formatEvent
 from twisted.protocols.basic import LineReceiver
+
+from chatd.client.pacing import Pacer
+from chatd.client.roomview import RoomView
+from chatd.core.text import clean
 
 CONNECT_TIMEOUT = 10
 GREETING_TIMEOUT = 10
@@ -71,7 +81,10 @@ _ENDINGS = [
     ("! you were kicked from ", Exit.KICKED),  # ends it only from the landing room
     ("! too many attempts", Exit.USERNAME),
 ]
-_DROP = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+# What the session asks the server by itself after login, and the start of
+# the answer; each answer (or a `! ` refusal from an older server) is hidden.
+_QUERIES = [("/limits", "* limits "), ("/rooms", "* rooms (")]
+_REFUSALS = ("! unknown command ", "! slow down")
 
 
 def printable(text: str) -> str:
@@ -79,12 +92,12 @@ def printable(text: str) -> str:
 
     The server already removes them, but a client must not let whatever
     answers on the port move the cursor, retitle the window or hide text.
-    Tabs become a space so that the width of a line is known.
+    It is the server's own rule (chatd.core.text.clean), so the joiners and
+    selectors that make one emoji of several (👨‍👩‍👧) stay where they do that
+    job, as they were sent.  Tabs become a space so that the width of a
+    line is known.
     """
-    text = text.replace("\t", " ")
-    if text.isascii() and text.isprintable():
-        return text
-    return "".join(ch for ch in text if unicodedata.category(ch) not in _DROP)
+    return clean(text)
 
 
 class FrontEnd(Protocol):
@@ -114,6 +127,9 @@ class Session(LineReceiver):
         self._ending: tuple[Exit, str] | None = None
         self._greeting = None
         self.open = False
+        self.room = RoomView()
+        self.pacer: Pacer | None = None  # once in the room
+        self._asked: list[str] = []  # answers to our own queries still to come
 
     def connectionMade(self) -> None:
         self.open = True
@@ -133,6 +149,9 @@ class Session(LineReceiver):
         if self._greeting is not None and self._greeting.active():
             self._greeting.cancel()
         line = printable(raw.rstrip(b"\r").decode("utf-8", "replace"))
+        self.room.feed(line)
+        if self._asked and self._answer(line):
+            return
         front = self.client.front
         front.show(line)
         for start, code in _ENDINGS:
@@ -163,7 +182,53 @@ class Session(LineReceiver):
         elif line.startswith("* logged in as ") and not self.in_room:
             self.in_room = True
             self.name = line.split()[4]
+            self._start_pacing()
             front.logged_in(self.name)
+
+    def _start_pacing(self) -> None:
+        self.pacer = Pacer(self.client.reactor, self.send_line)
+        for query, answer in _QUERIES:
+            self.pacer.send(query.encode())
+            self._asked.append(answer)
+        self.pacer.hold()
+
+    def _answer(self, line: str) -> bool:
+        """Whether line answers one of our own queries (then it is not shown)."""
+        expected = self._asked[0]
+        if line.startswith(expected):
+            if expected == "* limits ":
+                self._limits(line)
+        elif line.startswith(_REFUSALS):
+            if expected == "* limits ":
+                self.pacer.release()  # an older server: assume the defaults
+        else:
+            return False
+        self._asked.pop(0)
+        return True
+
+    def _limits(self, line: str) -> None:
+        values = dict(word.partition("=")[::2] for word in line.split()[2:])
+        try:
+            burst, rate = int(values["flood_burst"]), float(values["flood_rate"])
+        except (KeyError, ValueError):
+            self.pacer.release()
+            return
+        if burst >= 1 and 0 < rate < float("inf"):
+            self.pacer.set_limits(burst, rate)
+        else:
+            self.pacer.release()
+
+    def say(self, text: str | bytes, sent: Callable[[], None] | None = None) -> None:
+        """A line typed (or piped) in the room, let out under the flood limit;
+        sent() is called once it is written."""
+        if isinstance(text, str):
+            text = text.encode("utf-8")
+        if self.pacer is None:
+            self.send_line(text)
+            if sent is not None:
+                sent()
+        else:
+            self.pacer.send(text, sent)
 
     def _ask_username(self, front: FrontEnd) -> None:
         if self._tried_name and not front.retry_username:
@@ -187,6 +252,8 @@ class Session(LineReceiver):
 
     def connectionLost(self, reason) -> None:
         self.open = False
+        if self.pacer is not None:
+            self.pacer.stop()
         if self._greeting is not None and self._greeting.active():
             self._greeting.cancel()
         if self._ending is not None:
@@ -262,8 +329,12 @@ class Client:
             why = "timed out"
         self.finish(Exit.CONNECTION, f"cannot connect to {self.address}: {why}")
 
-    def quit(self) -> None:
-        """Leave politely: /quit once in the room, else just hang up."""
+    def quit(self, drop: bool = False) -> None:
+        """Leave politely: /quit once in the room, else just hang up.
+
+        /quit waits behind the lines still queued (the end of a piped file),
+        unless drop: a person leaving at once does not wait for them.
+        """
         if self.quitting or self.finishing:
             return
         self.quitting = True
@@ -271,8 +342,10 @@ class Client:
         if session is None:
             self.finish(Exit.OK, "")
         elif session.in_room:
-            session.send_line("/quit")
-            self.reactor.callLater(QUIT_TIMEOUT, session.transport.loseConnection)
+            if drop and session.pacer is not None:
+                session.pacer.drop()
+            session.say("/quit", sent=lambda: self.reactor.callLater(
+                QUIT_TIMEOUT, session.transport.loseConnection))
         else:
             session.transport.loseConnection()
 

@@ -1,346 +1,248 @@
-"""The terminal front end of chatd-client: an input line that stays put.
+"""The terminal front end of chatd-client, on prompt_toolkit.
 
-Incoming lines are printed above the line being typed: the input line is
-erased, the server line written, and prompt, text and cursor drawn again,
-so whatever is half typed stays intact and is sent whole on Enter.
+The screen keeps the terminal's own scrollback: incoming lines are printed
+above a small live area at the bottom (prompt_toolkit's run_in_terminal),
+which holds, from the top, the lines you said that still wait for the
+flood limit ("waiting"), a status line (the room, how many are in it) and
+the input line, which stays as it was, cursor included.
 
-twisted.conch.insults decodes the keys (arrows, Home, End, Delete) from
-stdin in raw mode, as under twisted.conch.recvline.  The editing itself is
-LineEditor here rather than recvline.HistoricRecvLine because RecvLine keeps
-a list of bytes and accepts only ASCII printable keys (typed UTF-8 such as
-"é" is dropped), and it draws by moving the cursor one cell per byte, which
-breaks as soon as the line is wider than the terminal.  LineEditor holds
-str, knows the width of wide characters, and the input line is redrawn
-whole, scrolled sideways around the cursor, after every key.
+prompt_toolkit does the editing (emacs keys, history, Ctrl-R search, Tab
+completion, bracketed paste as one edit, widths by wcwidth; see
+chatd.client.editing for what is added to it).  It runs on asyncio, so the
+client runs on Twisted's asyncio reactor (cli.main installs it before the
+reactor is imported): one loop drives the socket, the terminal and the
+signals.
 
-The terminal is put back (termios and the non-blocking flag StandardIO sets)
-in a `finally`, whatever ends the session: /quit, Ctrl-D, a kick, a lost
-connection, a signal (SIGTERM, SIGHUP are caught) or an exception.
+The terminal is put back by prompt_toolkit when the application ends, and
+again from a saved copy in a `finally`, whatever ends the session: /quit,
+Ctrl-D, Ctrl-C, a kick, a lost connection, a signal or an exception.
 """
 
 from __future__ import annotations
 
-import codecs
+import asyncio
 import os
-import re
 import signal
 import termios
 import tty
-import unicodedata
-import zlib
 
-from twisted.conch.insults import insults
+from prompt_toolkit.application import Application, create_app_session
+from prompt_toolkit.buffer import Buffer
+from prompt_toolkit.filters import Condition
+from prompt_toolkit.formatted_text import ANSI
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.layout import ConditionalContainer, HSplit, Layout, VSplit, Window
+from prompt_toolkit.layout.controls import BufferControl, FormattedTextControl
+from prompt_toolkit.layout.dimension import Dimension
+from prompt_toolkit.shortcuts import print_formatted_text
+from prompt_toolkit.styles import Style as Theme
+from prompt_toolkit.widgets import SearchToolbar
 from twisted.internet import defer
+from twisted.logger import Logger
 
-from chatd.client.session import (
-    Client,
-    catch_signals,
-    printable,
-    restore_fd_flags,
-    save_fd_flags,
-)
-from chatd.line.codec import kind_of
+from chatd.client import widths
+from chatd.client.editing import ChatCompleter, input_processors, key_bindings
+from chatd.client.session import Client, restore_fd_flags, save_fd_flags
+from chatd.client.style import Style
 
-RESET = "\x1b[0m"
-DIM, BOLD, RED, OWN = "\x1b[2m", "\x1b[1m", "\x1b[31m", "\x1b[1;33m"
-# Name colours: no red (errors) and no yellow (your own name).
-PALETTE = ["32", "34", "35", "36", "92", "94", "95", "96"]
+log = Logger()
+
+PASTE_CONFIRM = 20  # more lines than this at once are sent only when confirmed
+PENDING_SHOWN = 5  # waiting lines listed in the live area; more are counted
+THEME = Theme.from_dict({"status": "reverse", "prompt": "bold", "waiting": "italic"})
 
 
-def cell_width(text: str) -> int:
-    """Columns text takes on a terminal: wide East Asian characters take two."""
-    width = 0
-    for ch in text:
-        if unicodedata.combining(ch):
-            continue
-        width += 2 if unicodedata.east_asian_width(ch) in "WF" else 1
-    return width
-
-
-class Style:
-    """Colours by kind of line; plain text when colour is off (NO_COLOR)."""
-
-    def __init__(self, colour: bool, me: str = ""):
-        self.colour = colour
-        self.me = me
-
-    def paint(self, code: str, text: str) -> str:
-        return f"{code}{text}{RESET}" if self.colour and text else text
-
-    def name(self, name: str) -> str:
-        """A name in a colour that stays the same for that name, everywhere."""
-        if self.me and name.lower() == self.me.lower():
-            return self.paint(OWN, name)
-        colour = PALETTE[zlib.crc32(name.lower().encode()) % len(PALETTE)]
-        return self.paint(f"\x1b[{colour}m", name)
-
-    def mentions(self, text: str) -> str:
-        """text with each mention of your own name (any case) highlighted."""
-        if not (self.me and self.colour):
-            return text
-        pattern = rf"(?<![A-Za-z0-9_.\-]){re.escape(self.me)}(?![A-Za-z0-9_\-]|\.[A-Za-z0-9_\-])"
-        return re.sub(pattern, lambda m: self.paint(OWN, m.group(0)), text,
-                      flags=re.IGNORECASE)
-
-    def line(self, line: str) -> str:
-        kind, name, text = kind_of(line)
-        if kind == "message":
-            return f"<{self.name(name)}> {self.mentions(text)}"
-        if kind == "action":
-            return f"{self.paint(DIM, '+')} {self.name(name)} {self.mentions(text)}"
-        if kind == "private":
-            return f"{self.paint(BOLD, '[')}{self.name(name)}{self.paint(BOLD, ']')} " \
-                   f"{self.paint(BOLD, text)}"
-        if kind == "sent":
-            return f"{self.paint(DIM, '[->')}{self.name(name)}{self.paint(DIM, ']')} {text}"
-        if kind == "notice":
-            return self.paint(DIM, line)
-        if kind == "error":
-            return self.paint(RED, line)
-        if kind == "history":
-            return self.paint(DIM, line)
-        return line
-
-
-class LineEditor:
-    """The line being typed, its cursor and the history; no terminal here."""
-
-    def __init__(self):
-        self.text = ""
-        self.cursor = 0
-        self.secret = False
-        self.history: list[str] = []
-        self._position = 0
-        self._draft = ""
-
-    def insert(self, chars: str) -> None:
-        chars = printable(chars)
-        self.text = self.text[:self.cursor] + chars + self.text[self.cursor:]
-        self.cursor += len(chars)
-
-    def left(self) -> None:
-        self.cursor = max(0, self.cursor - 1)
-
-    def right(self) -> None:
-        self.cursor = min(len(self.text), self.cursor + 1)
-
-    def home(self) -> None:
-        self.cursor = 0
-
-    def end(self) -> None:
-        self.cursor = len(self.text)
-
-    def backspace(self) -> None:
-        if self.cursor:
-            self.text = self.text[:self.cursor - 1] + self.text[self.cursor:]
-            self.cursor -= 1
-
-    def delete(self) -> None:
-        self.text = self.text[:self.cursor] + self.text[self.cursor + 1:]
-
-    def kill_to_start(self) -> None:
-        """Ctrl-U: delete from the start of the line to the cursor."""
-        self.text, self.cursor = self.text[self.cursor:], 0
-
-    def kill_to_end(self) -> None:
-        """Ctrl-K: delete from the cursor to the end of the line."""
-        self.text = self.text[:self.cursor]
-
-    def kill_word(self) -> None:
-        """Ctrl-W: delete the word before the cursor, and the spaces after it."""
-        head = self.text[:self.cursor].rstrip(" ")
-        head = head[:len(head) - len(head.split(" ")[-1])]
-        self.text, self.cursor = head + self.text[self.cursor:], len(head)
-
-    def up(self) -> None:
-        if self.secret or self._position == 0:
-            return
-        if self._position == len(self.history):
-            self._draft = self.text
-        self._position -= 1
-        self._recall(self.history[self._position])
-
-    def down(self) -> None:
-        if self.secret or self._position >= len(self.history):
-            return
-        self._position += 1
-        recalled = self._draft if self._position == len(self.history) else \
-            self.history[self._position]
-        self._recall(recalled)
-
-    def _recall(self, text: str) -> None:
-        self.text, self.cursor = text, len(text)
-
-    def submit(self) -> str:
-        """The whole line; it goes into the history unless it is a secret."""
-        text, self.text, self.cursor = self.text, "", 0
-        if text.strip() and not self.secret and (
-                not self.history or self.history[-1] != text):
-            self.history.append(text)
-        self._position, self._draft = len(self.history), ""
-        return text
-
-    def view(self, prompt: str, width: int) -> tuple[str, int]:
-        """(what to draw after the prompt, cursor column) for a terminal width.
-
-        A line wider than the terminal scrolls sideways to keep the cursor in
-        view; the last column is left free so the terminal never wraps.
-        """
-        if self.secret:
-            return "", cell_width(prompt)
-        usable = max(1, width - 1 - cell_width(prompt))
-        widths = [cell_width(ch) for ch in self.text]
-        start, before = 0, sum(widths[:self.cursor])
-        under = widths[self.cursor] if self.cursor < len(widths) else 0
-        while before + under > usable:
-            before -= widths[start]
-            start += 1
-        end, used = start, 0
-        while end < len(widths) and used + widths[end] <= usable:
-            used += widths[end]
-            end += 1
-        return self.text[start:end], cell_width(prompt) + before
-
-
-_CONTROL_KEYS = {
-    b"\r": "enter", b"\n": "enter", b"\x7f": "backspace", b"\x08": "backspace",
-    b"\x01": "home", b"\x05": "end", b"\x02": "left", b"\x06": "right",
-    b"\x15": "kill_to_start", b"\x0b": "kill_to_end", b"\x17": "kill_word",
-    b"\x10": "up", b"\x0e": "down", b"\x04": "ctrl_d", b"\x03": "ctrl_c",
-    b"\x0c": "redraw",
-}
-_SS3_KEYS = {b"A": "up", b"B": "down", b"C": "right", b"D": "left",
-             b"H": "home", b"F": "end"}
-
-
-class TerminalFrontEnd(insults.TerminalProtocol):
-    """Keys to the editor and the session; server lines above the input line."""
+class TerminalFrontEnd:
+    """Server lines above the live area; the input line to the session."""
 
     retry_username = True
 
-    def __init__(self, client: Client, colour: bool, width: int = 80):
+    def __init__(self, client: Client, colour: bool):
         self.client = client
-        self.editor = LineEditor()
         self.style = Style(colour)
-        self.width = width
+        self.purpose: str | None = None  # "username", "password", "chat"
         self.prompt = ""
-        self.purpose: str | None = None
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self._closed = defer.Deferred()
+        self.pending: list[str] = []  # said, not yet written (the flood limit)
+        self.confirming: list[str] | None = None  # a long paste, until y or n
+        self._out: list[str] = []
+        self._flushing = False
         self._closing = False
+        self._done = defer.Deferred()
+        self.search = SearchToolbar()
+        self.buffer = Buffer(history=InMemoryHistory(), completer=ChatCompleter(self),
+                             multiline=True)
+        self.app = Application(
+            layout=self._layout(), key_bindings=key_bindings(self), style=THEME,
+            full_screen=False, erase_when_done=True, include_default_pygments_style=False)
 
-    def connectionMade(self) -> None:
-        t = self.terminal
-        self._keys = {t.UP_ARROW: "up", t.DOWN_ARROW: "down", t.LEFT_ARROW: "left",
-                      t.RIGHT_ARROW: "right", t.HOME: "home", t.END: "end",
-                      t.DELETE: "delete"}
-        self.redraw()
+    @property
+    def secret(self) -> bool:
+        return self.purpose == "password"
+
+    # -- the live area ------------------------------------------------
+
+    def _layout(self) -> Layout:
+        waiting = Window(FormattedTextControl(self._waiting_text), style="class:waiting",
+                         dont_extend_height=True, wrap_lines=False)
+        status = Window(FormattedTextControl(self._status_text), height=1,
+                        style="class:status")
+        prompt = Window(FormattedTextControl(lambda: [("class:prompt", self._prompt())]),
+                        dont_extend_width=True, dont_extend_height=True)
+        editor = Window(
+            BufferControl(self.buffer, input_processors=input_processors(self),
+                          search_buffer_control=self.search.control),
+            height=Dimension(min=1, max=5), wrap_lines=False, dont_extend_height=True)
+        return Layout(HSplit([
+            ConditionalContainer(waiting, filter=Condition(lambda: bool(self.pending))),
+            ConditionalContainer(status, filter=Condition(lambda: self.purpose == "chat")),
+            VSplit([prompt, editor]),
+            self.search,
+        ]), focused_element=editor)
+
+    def _prompt(self) -> str:
+        if self.confirming is not None:
+            return f"send these {len(self.confirming)} lines, paced? (y/n) "
+        return self.prompt
+
+    def _waiting_text(self) -> list[tuple]:
+        me = self.client.session.name if self.client.session else ""
+        shown = [f"waiting: <{me}> {text}" if not text.startswith("/") else f"waiting: {text}"
+                 for text in self.pending[:PENDING_SHOWN]]
+        if len(self.pending) > PENDING_SHOWN:
+            shown.append(f"waiting: and {len(self.pending) - PENDING_SHOWN} more")
+        return widths.mark_clusters([("", "\n".join(shown))])
+
+    def _status_text(self) -> str:
+        session = self.client.session
+        if session is None:
+            return ""
+        view = session.room
+        people = f"{view.count} {'person' if view.count == 1 else 'people'}"
+        waiting = f" | {len(self.pending)} waiting (flood limit)" if self.pending else ""
+        return f" {view.room} | {people}{waiting} "
+
+    def refresh(self) -> None:
+        self.app.invalidate()
 
     # -- output -------------------------------------------------------
-
-    def _write(self, text: str) -> None:
-        if not self._closing:
-            self.terminal.transport.write(text.encode("utf-8", "replace"))
-
-    def _input_line(self) -> str:
-        shown, column = self.editor.view(self.prompt, self.width)
-        prompt = self.style.paint(BOLD, self.prompt)
-        back = f"\r\x1b[{column}C" if column else "\r"
-        return f"\r{prompt}{shown}\x1b[K{back}"
-
-    def redraw(self) -> None:
-        self._write(self._input_line())
 
     def show(self, line: str) -> None:
         if line in ("? username", "? password"):
             return
-        self._write(f"\r\x1b[K{self.style.line(line)}\r\n{self._input_line()}")
+        self._print(self.style.line(line))
+        self.refresh()
 
-    def resized(self) -> None:
-        try:
-            self.width = os.get_terminal_size(1).columns
-        except OSError:
+    def _print(self, text: str) -> None:
+        """Queue a line to print above the live area, once per reactor turn."""
+        self._out.append(text)
+        if not self._flushing:
+            self._flushing = True
+            self.client.reactor.callLater(0, self._flush)
+
+    def _flush(self) -> None:
+        self._flushing = False
+        if self._closing or not self._out:
             return
-        self.redraw()
+        text, self._out = "\n".join(self._out), []
+        app = self.app
+        if app.is_running:
+            # What run_in_terminal does, without its switch to cooked mode:
+            # keys typed meanwhile would be echoed by the terminal, and an
+            # Enter turned into a newline.
+            app.renderer.erase()
+            self._write(text)
+            app.renderer.request_absolute_cursor_position()
+            app.invalidate()
+        else:
+            self._write(text)
+
+    def _write(self, text: str) -> None:
+        print_formatted_text(ANSI(text), output=self.app.output)
 
     # -- session events -----------------------------------------------
 
-    def _set(self, purpose: str | None, prompt: str, secret: bool = False) -> None:
-        self.purpose, self.prompt, self.editor.secret = purpose, prompt, secret
-        self.redraw()
+    def _set(self, purpose: str | None, prompt: str) -> None:
+        self.purpose, self.prompt = purpose, prompt
+        self.refresh()
 
     def ask_username(self) -> None:
         self._set("username", "username: ")
 
     def ask_password(self, name: str) -> None:
-        self._set("password", f"password for {name}: ", secret=True)
+        self._set("password", f"password for {name}: ")
 
     def logged_in(self, name: str) -> None:
         self.style.me = name
         self._set("chat", f"{name}> ")
 
     def close(self) -> defer.Deferred:
-        """Erase the input line, flush the screen, let go of the terminal."""
-        self._write(f"\r\x1b[K{RESET}")
-        self._closing = True
-        self.terminal.transport.loseConnection()
-        return self._closed
-
-    def connectionLost(self, reason=None) -> None:
-        if not self._closed.called:
-            self._closed.callback(None)
+        """Let go of the terminal; then print what is left and stop."""
         if not self._closing:
-            self.client.quit()
+            self._closing = True
+            if self.app.is_running:
+                self.app.exit()
+            else:
+                self._ended(None)
+        return self._done
 
-    # -- keys ---------------------------------------------------------
+    def _ended(self, result):
+        """The application is over and the terminal back as it was."""
+        if self._out:
+            self._write("\n".join(self._out))
+            self._out = []
+        if not self._done.called:
+            self._done.callback(None)
+        return result
 
-    def unhandledControlSequence(self, seq: bytes) -> None:
-        if seq[:3] == b"\x1b[O" and seq[3:] in _SS3_KEYS:
-            self._key(_SS3_KEYS[seq[3:]])
+    # -- what the input line does -------------------------------------
 
-    def keystrokeReceived(self, keyID, modifier) -> None:
-        if modifier is not None:
+    def enter(self) -> None:
+        """Enter: the line (or pasted lines) to the session, by purpose."""
+        session, purpose, text = self.client.session, self.purpose, self.buffer.text
+        if purpose is None or session is None:
             return
-        action = self._keys.get(keyID) or _CONTROL_KEYS.get(keyID)
-        if action:
-            self._key(action)
-        elif len(keyID) == 1 and keyID >= b" ":  # keys are b"[UP_ARROW]" etc.
-            chars = self._decoder.decode(keyID)
-            if chars:
-                self.editor.insert(chars)
-                self.redraw()
-
-    def _key(self, action: str) -> None:
-        if action == "enter":
-            self._enter()
-        elif action == "ctrl_c" or (action == "ctrl_d" and not self.editor.text):
-            self.client.quit()
-        elif action == "redraw":
-            self._write("\x1b[H\x1b[2J")
-        else:
-            getattr(self.editor, "delete" if action == "ctrl_d" else action)()
-        self.redraw()
-
-    def _enter(self) -> None:
-        session = self.client.session
-        if self.purpose is None or session is None:
-            return
-        text = self.editor.submit()
-        purpose = self.purpose
         if purpose == "chat":
-            self._echo(text)
-            session.send_line(text)
+            lines = [line for line in text.split("\n") if line.strip()]
+            if len(lines) > PASTE_CONFIRM:
+                self.confirming = lines
+                self.refresh()
+                return
+            self.buffer.reset(append_to_history=bool(lines))
+            self.say(lines)
             return
         if purpose == "username" and not text.strip():
             return
+        self.buffer.reset(append_to_history=False)  # never a name or password
         if session.in_room:  # /register's password: then back to chatting
             self._set("chat", f"{session.name}> ")
+            session.say(text)
         else:
             self._set(None, "")
-        if purpose == "username":
-            session.send_username(text.strip())
-        else:
-            session.send_line(text)
+            if purpose == "username":
+                session.send_username(text.strip())
+            else:
+                session.send_line(text)
+
+    def confirmed(self, yes: bool) -> None:
+        """The answer to "send these N lines?": y sends them, n edits them again."""
+        lines, self.confirming = self.confirming, None
+        if yes and lines:
+            self.buffer.reset(append_to_history=True)
+            self.say(lines)
+        self.refresh()
+
+    def say(self, lines: list[str]) -> None:
+        """Lines wait (shown as waiting) until the flood limit lets them out."""
+        session = self.client.session
+        for text in lines:
+            self.pending.append(text)
+            session.say(text, sent=lambda text=text: self._sent(text))
+        self.refresh()
+
+    def _sent(self, text: str) -> None:
+        self.pending.remove(text)
+        self._echo(text)
+        self.refresh()
 
     def _echo(self, text: str) -> None:
         """Your own messages, which the server does not send back to you."""
@@ -352,32 +254,53 @@ class TerminalFrontEnd(insults.TerminalProtocol):
         elif text.strip() and not text.startswith("/"):
             self.show(f"<{me}> {text}")
 
+    def quit(self) -> None:
+        """Ctrl-C, or Ctrl-D on an empty line: leave now, waiting lines dropped."""
+        self.pending.clear()
+        self.client.quit(drop=True)
+        self.refresh()
+
+
+def _loop_error(loop, context: dict) -> None:
+    """An exception nothing caught in the loop is a bug: status 1, via the log."""
+    error = context.get("exception")
+    log.error("{message}: {error!r}", message=context.get("message", "error"), error=error)
+
 
 def run(reactor, client: Client) -> None:
-    """Run the session on this terminal in raw mode; always restore it."""
-    from twisted.internet import stdio
-
+    """Run the session at this terminal; always put the terminal back."""
     fd = 0
     saved = termios.tcgetattr(fd)
     flags = save_fd_flags((0, 1))
+    loop = asyncio.get_event_loop()
+    loop.set_exception_handler(_loop_error)
     try:
         tty.setraw(fd)
-        try:
-            width = os.get_terminal_size(1).columns
-        except OSError:
-            width = 80
-        colour = not os.environ.get("NO_COLOR")
-        front = client.front = TerminalFrontEnd(client, colour, width)
-        stdio.StandardIO(insults.ServerProtocol(lambda: front), reactor=reactor)
-        catch_signals(reactor, client, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
-        signal.signal(signal.SIGWINCH,
-                      lambda n, frame: reactor.callFromThread(front.resized))
-        reactor.callWhenRunning(client.start)
-        reactor.run(installSignalHandlers=False)
+        widths.probe(fd, 1)
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        widths.use_grapheme_widths()
+        with create_app_session():
+            front = client.front = TerminalFrontEnd(client, not os.environ.get("NO_COLOR"))
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(signum, client.interrupted, signum)
+
+            def start() -> None:
+                task = asyncio.ensure_future(front.app.run_async(
+                    set_exception_handler=False, handle_sigint=False))
+                done = defer.Deferred.fromFuture(task)
+                done.addErrback(lambda f: log.failure("the terminal failed", f))
+                done.addBoth(front._ended)
+                done.addBoth(lambda _: client.finish(client.code, client.message)
+                             if not client.finishing else None)
+                client.start()
+
+            reactor.callWhenRunning(start)
+            reactor.run(installSignalHandlers=False)
     finally:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
         restore_fd_flags(flags)
         try:
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
         except termios.error:
             pass  # the terminal is gone (hung up): nothing left to restore
-        signal.signal(signal.SIGWINCH, signal.SIG_DFL)

@@ -23,6 +23,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from chatd.config import Limits
 from chatd.core.errors import PermissionDenied, RoomError
 from chatd.core.journal import MAX_SHOWN, parse_count
 from chatd.core.journal import timestamp as _timestamp
@@ -65,6 +66,7 @@ HELP = [
     "  /part                back to the room everyone lands in",
     "  /topic               this room's topic",
     "  /register            protect your name with a password",
+    "  /limits              how fast and how long your lines may be",
     "  /me ACTION           say what you do",
     "  /msg NAME TEXT       a private message",
     "  /quit [REASON]       leave",
@@ -112,6 +114,10 @@ class CommandContext(Protocol):
 
     @property
     def stats(self) -> Stats: ...
+
+    @property
+    def limits(self) -> Limits:
+        """The limits this connection is held to, as they are now."""
 
     @property
     def clock(self) -> IReactorTime: ...
@@ -233,6 +239,11 @@ class Commands:
         self._admin_only()
         self.server.set_topic(self.member, here, "" if arg == "-" else arg)
 
+    def cmd_limits(self, arg: str) -> None:
+        """So that a client can pace its lines under the flood limit
+        (chatd-client does, after login) instead of being kicked for a paste."""
+        self.reply(limits_line(self._conn.limits))
+
     def cmd_register(self, arg: str) -> None:
         Registration(self._conn).start()
 
@@ -315,6 +326,12 @@ class Commands:
         self._admin_only()
         self.reply(*stats_lines(self._conn.stats, len(self.server.users),
                                 self._conn.clock.seconds()))
+
+
+def limits_line(limits: Limits) -> str:
+    """What /limits answers (docs/protocol.md, "/limits")."""
+    return notice(f"limits flood_burst={limits.flood_burst} "
+                  f"flood_rate={limits.flood_rate:g} max_line={limits.max_line}")
 
 
 def _by_cause(counts) -> str:

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
+from chatd.config import Limits
 from chatd.core.errors import RoomError
 from chatd.core.limits import IdleTimer, Recent, TokenBucket
 from chatd.core.room import IClient, Room, User
@@ -114,6 +115,10 @@ class ChatProtocol(LineReceiver):
     @property
     def stats(self) -> Stats:
         return self.factory.stats
+
+    @property
+    def limits(self) -> Limits:
+        return self.factory.limits
 
     @property
     def clock(self) -> IReactorTime:

@@ -23,6 +23,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from chatd.config import Limits
 from chatd.core.errors import RoomError
 from chatd.core.limits import Recent, TokenBucket
 from chatd.core.room import IClient, Room, User
@@ -84,6 +85,10 @@ class WebConnection:
     @property
     def stats(self) -> Stats:
         return self.factory.server.stats
+
+    @property
+    def limits(self) -> Limits:
+        return self.factory.gate.limits
 
     @property
     def clock(self) -> IReactorTime:
