@@ -32,7 +32,12 @@ test: $(VENV)/.installed-test
 	tests/ensure-tools.sh tmux irssi weechat openssl systemd-analyze:systemd systemd-socket-activate:systemd \
 	  chromium chromedriver:chromium-driver \
 	  redis-server:redis-server  # browser tests (test_web_browser.py); cluster tests (test_cluster*.py)
-	$(BIN)/python -m pytest -q tests
+	@# The slow tests mostly wait (a client pacing itself at 2 lines a second):
+	@# they run beside the rest, so the suite takes as long as its longer half.
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow tests > .slow-tests.log 2>&1 & slow=$$!; \
+	$(BIN)/python -m pytest -q -m "not slow" tests; rest=$$?; \
+	wait $$slow; slow=$$?; echo "== the slow tests:"; cat .slow-tests.log; rm -f .slow-tests.log; \
+	[ $$rest -eq 0 ] && [ $$slow -eq 0 ]
 
 # The benchmark against ngircd, and of a cluster (docs/performance.md,
 # docs/scaling.md); BENCH_ARGS=--help.

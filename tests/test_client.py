@@ -271,6 +271,7 @@ def test_pipe_sends_lines_and_quits_at_end_of_input(port):
     assert out[-1] == "* bye" and result.stderr == b""
 
 
+@pytest.mark.slow  # make test runs it beside the rest of the suite
 def test_a_long_file_piped_in_arrives_whole_under_the_default_limits(port):
     """`chatd-client --user bot < notes.txt` with 500 lines: every line reaches
     the room, in order, and the bot is never told to slow down nor kicked.
