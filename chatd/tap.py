@@ -8,6 +8,7 @@ listening service per (front end, endpoint), as twisted.words' tap does.
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import sys
 import time
@@ -243,6 +244,7 @@ class ChatService(service.Service):
             self._store.open_file(path)
         except (SchemaTooNew, sqlite3.Error) as e:
             raise StartError(f"cannot open {path}: {e}") from e
+        tune_gc()
         log.info("chatd room {room} started", room=self.server.landing.name)
 
     def stopService(self):
@@ -255,6 +257,21 @@ class ChatService(service.Service):
             d.addBoth(lambda _: self._history.flush())
         d.addBoth(lambda _: self._store.close())
         return d
+
+
+# Python's cyclic GC by default collects its youngest generation every 700
+# container allocations, and every line chatd relays makes a few (the
+# event, its rendering, a cluster's batch items) that reference counting
+# frees anyway.  Collecting less often cost nothing measurable in memory
+# and cut the CPU per delivery (docs/performance.md, docs/scaling.md).
+GC_THRESHOLDS = (20_000, 50, 100)
+
+
+def tune_gc() -> None:
+    """Fewer cyclic collections, and none of them walking what start-up made."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _clean_exit_on_start_error() -> None:
