@@ -33,7 +33,9 @@ class FakeRedis:
         return defer.succeed("")
 
 
-class ClusterBusTests(unittest.TestCase):
+class BusCase(unittest.TestCase):
+    """A node (server and ClusterBus) on a Clock, its link up, Redis faked."""
+
     def setUp(self):
         self.clock = task.Clock()
         self.bus = ClusterBus(parse("redis://127.0.0.1:1/0"), self.clock, node="a")
@@ -60,6 +62,9 @@ class ClusterBusTests(unittest.TestCase):
             self.bus.received(message)
         self.clock.advance(0)
 
+
+
+class ClusterBusTests(BusCase):
     def test_own_line_waits_for_redis_order(self):
         """A line said here reaches this node's room only as Redis hands it
         back, after what another node's batch put before it there."""
@@ -100,6 +105,35 @@ class ClusterBusTests(unittest.TestCase):
         self.assertEqual(str(failure.value), "cluster unavailable: try again in a moment")
 
 
+class FromOtherNodesTests(BusCase):
+    """What another node's batch does here."""
+
+    def test_control_characters_from_redis_never_reach_a_terminal(self):
+        """A line that reaches Redis with an escape sequence in it (an old or
+        hostile node, a Redis anyone can write to) is cleaned here before
+        it is shown: the terminal gets no ESC, no bell."""
+        _, bob = self.enter("bob")
+        self.heard_back()
+        bob.lines()
+        item = ["m", "chatd", "zed", 0.0, "zed", "\x1b[2Jhi\x07", ""]
+        self.bus.received("b 1 " + json.dumps([item]))
+        self.clock.advance(0)
+        self.assertEqual(bob.lines(), ["<zed> [2Jhi"])
+
+    def test_ban_from_another_node_removes_its_target_here(self):
+        """A ban made on another node takes its target off this node at once,
+        even if that node's own word to do it never comes."""
+        _, mallory = self.enter("mallory")
+        self.heard_back()
+        ban = {"name": "mallory", "by_admin": "boss", "reason": "spam",
+               "created": 0.0, "expires": None, "address": None}
+        self.bus.received("b 1 " + json.dumps([["mod", "ban", ban]]))
+        self.clock.advance(0)
+        self.assertEqual(mallory.lines()[-1], "! you were banned by boss: spam")
+        self.assertTrue(mallory.disconnected)
+        self.assertIsNone(self.server.get("mallory"))
+
+
 class SilentRedis(FakeRedis):
     """Publishes, but never answers a heartbeat: a Redis that hangs."""
 
@@ -110,9 +144,9 @@ class SilentRedis(FakeRedis):
         return defer.Deferred()
 
 
-class WatchdogTests(unittest.TestCase):
+class WatchdogTests(BusCase):
     def setUp(self):
-        ClusterBusTests.setUp(self)
+        super().setUp()
         self.redis = SilentRedis()
         self.bus.redis = self.redis
         self.dropped = []
@@ -137,3 +171,12 @@ class WatchdogTests(unittest.TestCase):
         self.bus.received("b 1 []")
         self.clock.advance(third / 2)
         self.assertEqual(self.dropped, [])
+
+    def test_hung_redis_is_dropped_when_other_nodes_are_known(self):
+        """The same with another node known: checking that node's heartbeat
+        waits on the hung Redis too, and must not stop the watchdog."""
+        self.bus.received("b 1 []")  # node b is known from now on
+        third = self.bus.ttl / 3
+        self.clock.advance(third)
+        self.clock.advance(third)
+        self.assertEqual(self.dropped, [True])

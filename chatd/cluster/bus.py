@@ -1,12 +1,10 @@
 """ClusterBus: the core's IBus, carried between the nodes of a cluster by Redis.
 
-What a node publishes in one reactor turn goes out as one batch, one
-PUBLISH on `chatd:events` (in a script that also appends the batch's lines
-to their rooms' history lists, so history keeps the delivery order).
-Every node, the sender included, delivers a room's events when Redis
-hands the batch back: Redis's one order is every node's order.  A batch
-is [node, seq, items]; an item is a list whose first element says what
-it is (see _HANDLERS).
+What a node publishes in one reactor turn goes out as one batch,
+`NODE SEQ [items]`, in one PUBLISH on `chatd:events` (by a script that also
+appends the batch's lines to their rooms' history lists).  Every node, the
+sender included, delivers a room's events when Redis hands the batch back:
+Redis's one order is every node's order.
 
 While the link is down, what this node's users say is delivered to this
 node's users at once (they keep talking to each other); batches sent but
@@ -31,7 +29,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from chatd.cluster import sync
-from chatd.cluster.codec import decode, encode
+from chatd.cluster.codec import encode
 from chatd.cluster.inbound import HANDLERS
 from chatd.cluster.link import Link
 from chatd.cluster.scripts import CLAIM as _CLAIM
@@ -40,8 +38,8 @@ from chatd.cluster.scripts import RELEASE as _RELEASE
 from chatd.cluster.url import RedisAddress
 from chatd.core import events as ev
 from chatd.core.bus import IBus, Receiver
-from chatd.core.errors import NameTaken, Unavailable
-from chatd.core.text import name_key
+from chatd.core.errors import Banned, NameTaken, Unavailable
+from chatd.core.text import clean, clean_keeping_formatting, name_key
 
 log = Logger()
 
@@ -49,8 +47,8 @@ CHANNEL = "chatd:events"
 NAMES = "chatd:names"
 NODE = "chatd:node:"  # + node: its heartbeat, with a TTL
 
-def default_node() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+# Items that wait for the link, not dropped while it is down (see _flush).
+_HELD = frozenset({"tell", "expel", "unroom", "replaced", "mod"})
 
 
 @implementer(IBus)
@@ -66,7 +64,7 @@ class ClusterBus:
 
     def __init__(self, address: RedisAddress, reactor, node: str | None = None,
                  ttl: float = 15.0):
-        self.node = node or default_node()
+        self.node = node or f"{socket.gethostname()}-{os.getpid()}"
         self.ttl = ttl
         self._reactor = reactor
         self._rooms: dict[str, Receiver] = {}
@@ -77,6 +75,7 @@ class ClusterBus:
         # This node's own events of the next batch, as made here: heard
         # back, they are delivered as they are, not decoded again.
         self._own: list[tuple[str, str | None, ev.Event]] = []
+        self._held: list = []  # items for other nodes kept while the link is down
         self._sent: deque[tuple[int, list]] = deque()  # published, not heard back
         self._ready = False  # up and resynchronised
         self._was_up = False
@@ -136,11 +135,9 @@ class ClusterBus:
         d = self.redis.eval(_CLAIM, [], [user_key, self.node, "1" if takeover else "0"])
 
         def claimed(owner):
-            if owner and not owner.startswith("!"):
-                raise NameTaken("")  # Server.claim says which name
+            sync.check_claim(self.server, owner)
             if owner:  # taken over from a live node: its user goes
                 self.send(["replaced", user_key])
-            return None
 
         return d.addCallbacks(claimed, self._unavailable)
 
@@ -168,6 +165,11 @@ class ClusterBus:
             raise Unavailable()
         self.send(["expel", user.node, user.key, encode(event), count_as])
 
+    def unroom(self, user, room: str) -> None:
+        if not self._ready:
+            raise Unavailable()
+        self.send(["unroom", user.node, user.key, room])
+
     def moderated(self, kind: str, **details) -> defer.Deferred:
         if not self._ready:
             return defer.fail(Unavailable())
@@ -182,7 +184,7 @@ class ClusterBus:
     @staticmethod
     def _unavailable(failure):
         failure.trap(Exception)
-        if failure.check(NameTaken, Unavailable):
+        if failure.check(NameTaken, Unavailable, Banned):
             return failure
         log.failure("cluster: a Redis command failed", failure)
         raise Unavailable()
@@ -207,6 +209,9 @@ class ClusterBus:
             return
         if not self._ready:
             self._deliver_own(own)
+            # Presence is sent whole after a reconnection ("state"); what
+            # was said to or done to someone elsewhere waits for the link.
+            self._held += [item for item in items if item[0] in _HELD]
             return
         self._seq += 1
         self._sent.append((self._seq, own))
@@ -239,8 +244,7 @@ class ClusterBus:
             receive(event, sender)
 
     def forget(self, node: str) -> None:
-        """node is gone: its heartbeat is no longer checked."""
-        self._known.discard(node)
+        self._known.discard(node)  # node is gone: its heartbeat is no longer checked
 
     def _keep(self, room: str, event: ev.Event) -> None:
         """This node's copy of the room's history, in the order delivered."""
@@ -266,31 +270,30 @@ class ClusterBus:
         server, rooms = self.server, self._rooms
         history = server.history
         for item in json.loads(body):
-            kind = item[0]
-            if kind == "m" or kind == "a":  # most of them: a line said in a room
-                _, room, sender, at, name, text, rich = item
-                said = (ev.Message if kind == "m" else ev.Action)(
-                    ev.next_id(), at, room, name, text, rich)
-                if history is not None:
-                    history.keep(room, said)
-                receive = rooms.get(room)
-                if receive is not None:
-                    receive(said, sender)
-                continue
-            if kind == "e":  # another room event, straight to its room
-                said = decode(item[3])
-                if said.__class__ is not ev.Left:  # Left: see inbound.event
-                    self.deliver(item[1], said, item[2])
-                    continue
-            handler = HANDLERS.get(item[0])
-            if handler is None:
-                log.warn("cluster: unknown item {kind!r} from {node}", kind=item[0],
-                         node=node)
-                continue
             try:
+                kind = item[0]
+                if kind == "m" or kind == "a":  # most of them: a line said in a room
+                    _, room, sender, at, name, text, rich = item
+                    # Cleaned on the node it was typed on, and again here: a
+                    # terminal never gets what Redis holds as it is.
+                    said = (ev.Message if kind == "m" else ev.Action)(
+                        ev.next_id(), at, room, clean(name), clean(text),
+                        clean_keeping_formatting(rich) if rich else "")
+                    if history is not None:
+                        history.keep(room, said)
+                    receive = rooms.get(room)
+                    if receive is not None:
+                        receive(said, sender)
+                    continue
+                handler = HANDLERS.get(kind)
+                if handler is None:
+                    log.warn("cluster: unknown item {kind!r} from {node}", kind=kind,
+                             node=node)
+                    continue
                 handler(self, server, node, *item[1:])
-            except Exception:
-                log.failure("cluster: {kind} from {node} failed", kind=item[0], node=node)
+            except Exception:  # one bad item (a newer node's?) costs only itself
+                log.failure("cluster: an item from {node} failed: {item!r:.200}",
+                            node=node, item=item)
 
     def presence(self) -> list:
         """Who is on this node, as a \"state\" item says it."""
@@ -306,7 +309,8 @@ class ClusterBus:
                                                   history=not self._was_up))
         d.addCallback(self._tell_accounts)
         d.addCallback(lambda _: sync.reclaim(redis, self.server, self.node))
-        d.addCallbacks(lambda _: self.resynced(redis), self._sync_failed)
+        d.addCallbacks(lambda _: self.resynced(redis), self._sync_failed,
+                       errbackArgs=(redis,))
 
     def _tell_accounts(self, accounts: list[dict]) -> None:
         """The other nodes learn the accounts resync() added to Redis."""
@@ -322,7 +326,8 @@ class ClusterBus:
         self._grace_until = self._reactor.seconds() + self.ttl
         if not self._beat.running:
             self._beat.start(self.ttl / 3, now=False)
-        self._out[:0] = [["hello"], ["state", self.presence()]]
+        held, self._held = self._held, []
+        self._out[:0] = [["hello"], ["state", self.presence()], *held]
         self._flush()
         if self._was_up:
             log.info("cluster link restored")
@@ -332,10 +337,10 @@ class ClusterBus:
                      address=self.link.address)
         self._was_up = True
 
-    def _sync_failed(self, failure) -> None:
+    def _sync_failed(self, failure, redis) -> None:
         log.failure("cluster: resynchronising failed; retrying", failure)
-        if self.redis is not None and self.redis.transport is not None:
-            self.redis.transport.loseConnection()  # the link comes back and tries again
+        if redis is self.redis and redis.transport is not None:
+            redis.transport.loseConnection()  # the link comes back and tries again
 
     def lost(self) -> None:
         """The link to Redis is down."""
@@ -355,9 +360,20 @@ class ClusterBus:
             if user.admin:
                 self.server.tell(user, ev.Notice(ev.next_id(), self.server.now(), "", text))
 
-    def _heartbeat(self) -> defer.Deferred | None:
+    def _heartbeat(self) -> None:
+        """Every ttl/3: renew this node's key, drop a Redis that stopped
+        answering, and find nodes whose key expired.  Nothing is returned
+        to the LoopingCall, which would wait for it (a hung Redis would
+        then stop the heartbeat, watchdog included), and nothing raised
+        here stops it."""
+        try:
+            self._beat_once()
+        except Exception:
+            log.failure("cluster: heartbeat failed")
+
+    def _beat_once(self) -> None:
         if not self._ready:
-            return None
+            return
         redis, now = self.redis, self._reactor.seconds()
         if self._beating and now - self._heard >= self.ttl / 3:
             # The last heartbeat is unanswered and nothing came from Redis
@@ -365,10 +381,10 @@ class ClusterBus:
             log.warn("cluster: Redis has not answered for {seconds:.0f} s",
                      seconds=now - self._heard)
             self.link.drop()
-            return None
+            return
         self._beating = True
         d = redis.set(NODE + self.node, "1", expire=max(int(self.ttl), 1))
-        d.addCallback(self._answered)
+        d.addCallbacks(self._answered, lambda f: None)
         nodes = sorted(self._known | self.server.peers.nodes)
         checks = [redis.exists(NODE + node) for node in nodes]
 
@@ -380,8 +396,8 @@ class ClusterBus:
                     log.info("cluster: node {node} lost ({count} users)", node=node,
                              count=len(users))
 
-        d.addErrback(lambda f: None)
-        return defer.DeferredList(checks, consumeErrors=True).addCallback(checked)
+        defer.DeferredList(checks, consumeErrors=True).addCallback(checked).addErrback(
+            lambda f: log.failure("cluster: checking the other nodes failed", f))
 
     def _answered(self, _=None) -> None:
         self._beating = False

@@ -12,6 +12,7 @@ from dataclasses import fields
 from operator import attrgetter
 
 from chatd.core import events as ev
+from chatd.core.text import clean, clean_keeping_formatting
 
 KINDS = {cls.__name__: cls for cls in (
     ev.Message, ev.Action, ev.Private, ev.Joined, ev.Left, ev.Topic, ev.Notice,
@@ -20,15 +21,24 @@ KINDS = {cls.__name__: cls for cls in (
 _FIELDS = {cls: attrgetter(*[f.name for f in fields(cls)][1:]) for cls in KINDS.values()}
 
 
+# How each field's text is cleaned again: `rich` keeps IRC's formatting codes.
+_CLEANERS = {cls: [clean_keeping_formatting if f.name == "rich" else clean
+                   for f in fields(cls)][1:] for cls in KINDS.values()}
+
+
 def encode(event: ev.Event) -> list:
     cls = event.__class__
     return [cls.__name__, *_FIELDS[cls](event)]
 
 
 def decode(data: list) -> ev.Event:
-    """The event data describes; ValueError if it describes none."""
+    """The event data describes, every text in it cleaned again (it was on
+    the node it was typed on; what Redis holds never reaches a terminal as
+    it is); ValueError if it describes no event."""
     try:
         cls = KINDS[data[0]]
-        return cls(ev.next_id(), *data[1:])
-    except (KeyError, IndexError, TypeError) as e:
+        return cls(ev.next_id(), *(cleaner(v) if v.__class__ is str else v
+                                   for cleaner, v in zip(_CLEANERS[cls], data[1:],
+                                                         strict=True)))
+    except (KeyError, IndexError, TypeError, ValueError) as e:
         raise ValueError(f"not an event: {data!r:.100}") from e

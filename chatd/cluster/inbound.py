@@ -4,7 +4,7 @@ ClusterBus (chatd.cluster.bus) reads each batch from Redis.  The lines
 said in rooms ("m" a message, "a" an action: the hot path) it delivers
 itself; every other item of another node's batch comes to its handler
 here, by its first element: "e" another room event, "in"/"out"/"gone"
-presence, "tell"/"expel" for one of this node's users, "replaced" (a
+presence, "tell"/"expel"/"unroom" for one of this node's users, "replaced" (a
 registered name taken over elsewhere), "mod" an admin's change,
 "hello"/"state"/"bye" who is on a node.  Each handler is called as
 handler(bus, server, node, *rest).
@@ -14,15 +14,21 @@ from __future__ import annotations
 
 from chatd.cluster.codec import decode
 from chatd.core import events as ev
-from chatd.core.text import name_key
+from chatd.core.text import valid_name
 
 
 def event(bus, server, node, room, sender, data) -> None:
-    """A room event: to this node's members of the room (ClusterBus.received
-    delivers all but `Left` itself, without coming here)."""
+    """A room event other than a line said (ClusterBus.received delivers
+    those itself) to this node's members of the room."""
     said = decode(data)
-    if said.__class__ is ev.Left and server.local(name_key(said.name)) is not None:
-        return  # a session replaced by one here: the name has not left
+    if said.__class__ is ev.Left:
+        holder = server.get(said.name)
+        if holder is not None and holder.node != node:
+            return  # the name moved to another node (a takeover): it has not left
+    elif said.__class__ is ev.Topic:
+        here = server.room(said.room)
+        if here is not None:  # whoever enters it here is shown the new topic
+            here.topic = said.text
     bus.deliver(room, said, sender)
 
 
@@ -39,6 +45,15 @@ def to_one(bus, server, node, target, key, data, count_as=None) -> None:
     if count_as is not None:
         server.remove(user, count_as)
         user.client.disconnect()
+
+
+def unroom(bus, server, node, target, key, room) -> None:
+    """An admin elsewhere took one of this node's users out of room (IRC's
+    KICK; the room heard `Kicked` from the admin's node)."""
+    user = server.local(key) if target == bus.node else None
+    here = server.room(room)
+    if user is not None and here is not None:
+        server.remove_from_room(user, here)
 
 
 def replaced(bus, server, node, key) -> None:
@@ -64,8 +79,17 @@ def hello(bus, server, node) -> None:
     bus.send(["state", bus.presence()])
 
 
+def entered(bus, server, node, room, name, admin, address) -> None:
+    """Someone on node is in room now (names checked: they reach NAMES lines)."""
+    if valid_name(name) and valid_name(room):
+        server.peers.entered(node, room, name, bool(admin), address)
+
+
 def state(bus, server, node, users) -> None:
-    server.peers.replace(node, users)
+    """Who is on node now (after it (re)connected)."""
+    server.peers.replace(node, [
+        (name, bool(admin), address, [room for room in rooms if valid_name(room)])
+        for name, admin, address, rooms in users if valid_name(name)])
 
 
 def bye(bus, server, node) -> None:
@@ -76,12 +100,12 @@ def bye(bus, server, node) -> None:
 
 HANDLERS = {
     "e": event,
-    "in": lambda bus, server, node, room, name, admin, address:
-        server.peers.entered(node, room, name, admin, address),
+    "in": entered,
     "out": lambda bus, server, node, room, key: server.peers.left(node, room, key),
     "gone": lambda bus, server, node, key: server.peers.gone(node, key),
     "tell": to_one,
     "expel": to_one,
+    "unroom": unroom,
     "replaced": replaced,
     "mod": moderated,
     "hello": hello,

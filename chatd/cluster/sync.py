@@ -6,12 +6,16 @@ that it is made cluster-wide or not at all, then to the node's copy, and
 the other nodes are told in the events batch.  When a node's link comes
 up (at start, or after an outage) it resynchronises (resync()):
 
-- if Redis has its `chatd:epoch` marker, Redis wins: bans and mutes are
-  made the same as Redis's, accounts and history are copied from it;
-- if the marker is missing, Redis is new or came back empty: the node
-  first writes its own copy there (each key only if absent, so several
-  nodes doing it at once end with the union), then sets the marker and
-  reads back as above.
+- Redis's data carries a random marker, `chatd:epoch`, made when it was
+  first written; each node keeps the marker it last synchronised with
+  (DATA_DIR/cluster-epoch);
+- if the marker is missing or not the one the node knows, Redis is new,
+  came back empty, or is not what this node saw before: the node first
+  writes its own copy there (each key only if absent, so that every node
+  coming back adds its own and the result is the union), then reads back;
+- then Redis wins: bans and mutes are made the same as Redis's, accounts
+  and history are copied from it.  (A node that knows the marker missed
+  only what Redis holds: an unban made while it was away stays made.)
 
 So a ban is never lost while any node's copy holds it, and a node started
 later reads everything made before it.
@@ -20,17 +24,19 @@ later reads everything made before it.
 from __future__ import annotations
 
 import json
+import secrets
 
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from chatd.cluster.inbound import replaced
-from chatd.cluster.scripts import CLAIM
+from chatd.cluster.scripts import CLAIM, RECONCILE
 from chatd.core.auth import MIN_PASSWORD, UserFile, hash_password
+from chatd.core.errors import Banned, NameTaken
 from chatd.core.events import Said
 from chatd.core.journal import Entry
 from chatd.core.store import Ban
-from chatd.core.text import NAME_RULE, name_key, valid_name
+from chatd.core.text import NAME_RULE, name_key, valid_name, with_reason
 
 log = Logger()
 
@@ -68,11 +74,15 @@ def resync(redis, server, users: UserFile, node: str, history: bool = True):
     Redis never saw.  Fires with the accounts this node added to Redis
     (made with chatd-admin here), for the other nodes to be told."""
     now = server.now()
-    if (yield redis.get(EPOCH)) is None:
+    yield redis.set(EPOCH, secrets.token_hex(8), only_if_not_exists=True)
+    epoch = yield redis.get(EPOCH)
+    seen = users.path.parent / "cluster-epoch"
+    known = seen.read_text().strip() if seen.exists() else None
+    if epoch != known:
         yield _seed(redis, server, users, now)
-        yield redis.set(EPOCH, node, only_if_not_exists=True)
-        log.info("cluster: Redis held no chatd data; this node's bans, mutes, "
-                 "accounts and history were written to it")
+        log.info("cluster: Redis's data is new to this node ({epoch}); this node's"
+                 " bans, mutes, accounts and history were added to it", epoch=epoch)
+        seen.write_text(epoch + "\n")
     bans = yield redis.hgetall(BANS)
     wanted = {}
     for value in bans.values():
@@ -133,16 +143,29 @@ def _seed_history(rooms: dict, redis):
                                               for s in lines])
 
 
+def check_claim(server, owner: str) -> None:
+    """What the CLAIM script answered (chatd.cluster.scripts): raise Banned
+    (and keep the ban this node had not heard of) or NameTaken (Server.claim
+    says which name), or return for a name that is ours now."""
+    if owner and owner[0] == "#":
+        ban = Ban(**json.loads(owner[1:]))
+        server.bans.add(ban)
+        raise Banned(with_reason("you are banned", ban.reason))
+    if owner and owner[0] != "!":
+        raise NameTaken("")
+
+
 def reclaim(redis, server, node: str) -> defer.Deferred:
     """Claim again the names of this node's users: if the link was down for
     longer than the TTL another node may have given one away, and its user
     here then goes, as after a takeover."""
     users = server.users
+    redis.eval(RECONCILE, [], [node, *(user.key for user in users)])
     ds = [redis.eval(CLAIM, [], [user.key, node, "0"]) for user in users]
 
     def claimed(results):
         for user, (ok, owner) in zip(users, results, strict=True):
-            if ok and owner and not owner.startswith("!"):
+            if ok and owner and owner[0] not in "!#":
                 log.warn("cluster: {name} was taken on {node} meanwhile",
                          name=user.name, node=owner)
                 replaced(None, server, owner, user.key)

@@ -26,7 +26,7 @@ def parse(url: str) -> RedisAddress:
     """Parse url; ValueError with a message fit for --help's user."""
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss"):
-        raise ValueError(f"not a redis:// or rediss:// URL: {url!r}")
+        raise ValueError("the cluster URL must start with redis:// or rediss://")
     try:
         port = parts.port or 6379
     except ValueError:

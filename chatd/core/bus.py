@@ -70,6 +70,10 @@ class IBus(Interface):
         """A user on another node is told event, logged out without a word
         to their rooms (the caller announces), and disconnected."""
 
+    def unroom(user, room: str) -> None:
+        """A user on another node is taken out of room (Server.remove_from_room
+        there), staying logged in."""
+
     def moderated(kind: str, **details) -> defer.Deferred:
         """Make an admin's change (ban, unban, mute, unmute) durable where
         every node sees it and tell the other nodes; fires once it is."""
@@ -116,6 +120,9 @@ class LocalBus:
         raise ValueError(f"{user.name} is not on this server")
 
     def expel(self, user, event: Event, count_as: str) -> None:
+        raise ValueError(f"{user.name} is not on this server")
+
+    def unroom(self, user, room: str) -> None:
         raise ValueError(f"{user.name} is not on this server")
 
     def moderated(self, kind: str, **details) -> defer.Deferred:

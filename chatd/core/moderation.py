@@ -110,15 +110,20 @@ class Moderation:
         now = self._now()
         if kind == "ban":
             ban = Ban(**details)
-            self._server.bans.add(ban).addErrback(
+            server = self._server
+            server.bans.add(ban).addErrback(
                 lambda f: log.failure("storing {name}'s ban from another node failed", f,
                                       name=ban.name))
+            args = (ban.by_admin, ban.reason,
+                    None if ban.expires is None else ban.expires - now)
+            target = server.local(ban.key)
+            if target is not None:  # told and gone now; the admin's node tells the rooms
+                server.tell(target, ev.Banned(ev.next_id(), now, "", target.name, *args))
+                server.remove(target, "banned")
+                target.client.disconnect()
             if ban.address is not None:
-                args = (ban.by_admin, ban.reason,
-                        None if ban.expires is None else ban.expires - now)
-                for user in self._server.users:
-                    if user.address == ban.address and not user.admin \
-                            and user.key != ban.key:  # the target: expelled by name
+                for user in server.users:
+                    if user.address == ban.address and not user.admin:
                         self._expel(user, (), ev.Banned, user.name, *args,
                                     count_as="banned")
         elif kind == "unban":

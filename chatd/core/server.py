@@ -288,6 +288,9 @@ class Server:
         if not room.discard(user):
             return False
         self.close_if_empty(room)
+        if user.node:  # their own node takes them out, and tells their front end
+            self._bus.unroom(user, room.name)
+            return True
         removed = getattr(user.client, "removed", None)  # optional for a front end
         if removed is not None:
             removed(room)
