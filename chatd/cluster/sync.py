@@ -109,7 +109,11 @@ def resync(redis, server, users: UserFile, node: str, history: bool = True):
     for account in pushed:
         yield redis.hsetnx(ACCOUNTS, name_key(account["name"]), json.dumps(account))
     if history and server.history is not None and server.history.limit:
-        keys = yield redis.keys(HISTORY + "*")
+        keys, cursor = [], None
+        while cursor != 0:  # SCAN, not KEYS: Redis keeps serving the others meanwhile
+            cursor, found = yield redis.scan(cursor or 0, HISTORY + "*", 500)
+            cursor = int(cursor)
+            keys += found
         for key in keys:
             rows = yield redis.lrange(key, -server.history.limit, -1)
             lines = [Said(*json.loads(row)) for row in rows]
