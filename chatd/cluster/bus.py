@@ -44,7 +44,6 @@ from chatd.core.text import clean, clean_keeping_formatting, name_key
 log = Logger()
 
 CHANNEL = "chatd:events"
-NAMES = "chatd:names"
 NODE = "chatd:node:"  # + node: its heartbeat, with a TTL
 
 # Items that wait for the link, not dropped while it is down (see _flush).
@@ -95,11 +94,8 @@ class ClusterBus:
     # -- IBus: room events --------------------------------------------
 
     def publish(self, room: str, event: ev.Event, sender: object) -> None:
-        if not self._ready:
-            self._keep(room, event)
-            receive = self._rooms.get(room)
-            if receive is not None:
-                receive(event, sender)
+        if not self._ready:  # the link is down: this node's users hear it at once
+            self.deliver(room, event, sender)
             return
         key = sender.key if sender is not None else None
         cls = event.__class__
@@ -229,15 +225,11 @@ class ClusterBus:
     def _deliver_own(self, own: list) -> None:
         """This node's room events, to this node's rooms (heard back, or
         the link lost while they were on their way)."""
-        rooms = self._rooms
         for room, sender, event in own:
-            self._keep(room, event)
-            receive = rooms.get(room)
-            if receive is not None:
-                receive(event, sender)
+            self.deliver(room, event, sender)
 
     def deliver(self, room: str, event: ev.Event, sender) -> None:
-        """An event of another node's, to this node's members of room."""
+        """An event to this node's members of room, kept in its history."""
         self._keep(room, event)
         receive = self._rooms.get(room)
         if receive is not None:
@@ -305,7 +297,7 @@ class ClusterBus:
     def _up(self, redis) -> None:
         self.redis = redis
         d = redis.set(NODE + self.node, "1", expire=max(int(self.ttl), 1))
-        d.addCallback(lambda _: sync.resync(redis, self.server, self.users, self.node,
+        d.addCallback(lambda _: sync.resync(redis, self.server, self.users,
                                                   history=not self._was_up))
         d.addCallback(self._tell_accounts)
         d.addCallback(lambda _: sync.reclaim(redis, self.server, self.node))

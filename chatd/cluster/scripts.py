@@ -1,6 +1,6 @@
 """The Lua scripts a node runs in Redis: each is one atomic step there.
 
-The key names are chatd.cluster.bus's (NAMES, NODE) and chatd.cluster.sync's
+The key names are chatd:names, chatd.cluster.bus's NODE and chatd.cluster.sync's
 (HISTORY); a script cannot import them.
 """
 

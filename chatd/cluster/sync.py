@@ -66,7 +66,7 @@ def store(redis, kind: str, details: dict) -> defer.Deferred:
 
 
 @defer.inlineCallbacks
-def resync(redis, server, users: UserFile, node: str, history: bool = True):
+def resync(redis, server, users: UserFile, history: bool = True):
     """Make this node's copy and Redis agree (see the module docstring).
 
     History is read only when the node starts (history true): after an
