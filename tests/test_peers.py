@@ -102,6 +102,20 @@ class CodecTests(CoreTestCase):
             codec.decode(["Welcome", 1])
 
 
+    def test_history_lines_from_redis(self):
+        """A room's history as Redis holds it reaches a node that starts
+        later with its times (milliseconds, or an older node's seconds) and
+        with nothing in it that acts on a terminal; a line that is no line
+        is left out instead of stopping the start."""
+        from chatd.cluster.sync import _said
+        said = _said('[1733550000123,"message","ann","hi\\u001b[2J there"]')
+        self.assertEqual((said.at, said.kind, said.name, said.text),
+                         (1733550000.123, "message", "ann", "hi[2J there"))
+        self.assertEqual(_said('[1733550000.5,"action","ann","waves"]').at, 1733550000.5)
+        for row in ('[1,"private","ann","psst"]', '{"at": 1}', "not json", "[1,2,3,4]"):
+            self.assertIsNone(_said(row))
+
+
 class AddressTests(CoreTestCase):
     def test_password_never_shown(self):
         """The URL's password is used but never shown in the log's form of it."""

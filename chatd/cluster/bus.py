@@ -29,6 +29,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from chatd.cluster import sync
+from chatd.cluster.codec import dumps as _dumps
 from chatd.cluster.codec import encode
 from chatd.cluster.inbound import HANDLERS
 from chatd.cluster.link import Link
@@ -100,8 +101,8 @@ class ClusterBus:
         key = sender.key if sender is not None else None
         cls = event.__class__
         if cls is ev.Message or cls is ev.Action:  # most events: flat, no kind name
-            self._out.append(["m" if cls is ev.Message else "a", room, key, event.at,
-                              event.name, event.text, event.rich])
+            self._out.append(["m" if cls is ev.Message else "a", room, key,
+                              int(event.at * 1000), event.name, event.text, event.rich])
         else:
             self._out.append(["e", room, key, encode(event)])
         if self._flush_call is None:
@@ -213,11 +214,11 @@ class ClusterBus:
         self._sent.append((self._seq, own))
         limit = self.server.history.limit if self.server.history is not None else 0
         # "NODE SEQ [items]": a node reads its own batches' header only.
-        args = [CHANNEL, f"{self.node} {self._seq} {json.dumps(items)}", limit]
+        args = [CHANNEL, f"{self.node} {self._seq} {_dumps(items)}", limit]
         if limit:  # only each room's newest `limit` lines of the batch matter
             for room, said in lines.items():
-                args += (room, json.dumps([[e.at, e.kind, e.name, e.text]
-                                           for e in said[-limit:]]))
+                args += (room, _dumps([[int(e.at * 1000), e.kind, e.name, e.text]
+                                       for e in said[-limit:]]))
         self.redis.eval(_PUBLISH, [], args).addErrback(
             lambda f: log.warn("cluster: a batch was not published: {why}",
                                why=f.getErrorMessage()))
@@ -269,7 +270,7 @@ class ClusterBus:
                     # Cleaned on the node it was typed on, and again here: a
                     # terminal never gets what Redis holds as it is.
                     said = (ev.Message if kind == "m" else ev.Action)(
-                        ev.next_id(), at, room, clean(name), clean(text),
+                        ev.next_id(), at / 1000, room, clean(name), clean(text),
                         clean_keeping_formatting(rich) if rich else "")
                     if history is not None:
                         history.keep(room, said)

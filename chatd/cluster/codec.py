@@ -4,10 +4,17 @@ An event is sent as [kind, field, field...] (its fields after id, in
 order); the receiving node makes it again with an id of its own (ids
 increase within a process, chatd.core.events).  Only what rooms broadcast
 or a node tells one person travels.
+
+The lines said in a room, most of what travels, are flat items of their
+own (chatd.cluster.bus), and their times, like those of the history lists
+in Redis, are whole milliseconds since the epoch: an int, because the
+shortest repr of a float costs more than the rest of the line's JSON, and
+Redis's Lua (cjson) keeps 14 digits of a number.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import fields
 from operator import attrgetter
 
@@ -19,6 +26,16 @@ KINDS = {cls.__name__: cls for cls in (
     ev.Replaced, ev.Kicked, ev.Banned, ev.Unbanned, ev.Muted, ev.Unmuted)}
 # Each kind's fields after id, read in one call (encode is on the chat path).
 _FIELDS = {cls: attrgetter(*[f.name for f in fields(cls)][1:]) for cls in KINDS.values()}
+
+
+# Batches: compact, and texts as they are (Redis strings are UTF-8 here).
+dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def seconds(at) -> float:
+    """A history line's time as Redis holds it (milliseconds, or the
+    seconds an older node wrote) in seconds."""
+    return at / 1000 if at.__class__ is int else at
 
 
 # How each field's text is cleaned again: `rich` keeps IRC's formatting codes.

@@ -29,14 +29,16 @@ import secrets
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
+from chatd.cluster.codec import seconds
 from chatd.cluster.inbound import replaced
 from chatd.cluster.scripts import CLAIM, RECONCILE
 from chatd.core.auth import MIN_PASSWORD, UserFile, hash_password
 from chatd.core.errors import Banned, NameTaken
 from chatd.core.events import Said
+from chatd.core.history import KINDS
 from chatd.core.journal import Entry
 from chatd.core.store import Ban
-from chatd.core.text import NAME_RULE, name_key, valid_name, with_reason
+from chatd.core.text import NAME_RULE, clean, name_key, valid_name, with_reason
 
 log = Logger()
 
@@ -116,9 +118,22 @@ def resync(redis, server, users: UserFile, history: bool = True):
             keys += found
         for key in keys:
             rows = yield redis.lrange(key, -server.history.limit, -1)
-            lines = [Said(*json.loads(row)) for row in rows]
+            lines = [said for said in map(_said, rows) if said is not None]
             yield server.history.adopt(key[len(HISTORY):], lines)
     return pushed
+
+
+def _said(row: str) -> Said | None:
+    """A history line as Redis holds it, its texts cleaned again (like
+    everything from Redis that can reach a terminal); None if it is none."""
+    try:
+        at, kind, name, text = json.loads(row)
+        if kind not in KINDS:
+            raise ValueError(kind)
+        return Said(seconds(at), kind, clean(name), clean(text))
+    except (ValueError, TypeError, AttributeError):
+        log.warn("cluster: a history line in Redis is not one: {row!r:.100}", row=row)
+        return None
 
 
 def _seed(redis, server, users: UserFile, now: float) -> defer.Deferred:
@@ -143,7 +158,7 @@ def _seed_history(rooms: dict, redis):
     (a room another seeding node wrote first keeps that node's copy)."""
     for key, lines in rooms.items():
         if lines and not (yield redis.exists(HISTORY + key)):
-            yield redis.rpush(HISTORY + key, [json.dumps([s.at, s.kind, s.name, s.text])
+            yield redis.rpush(HISTORY + key, [json.dumps([int(s.at * 1000), s.kind, s.name, s.text])
                                               for s in lines])
 
 
