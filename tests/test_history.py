@@ -226,6 +226,32 @@ class HistoryTests(unittest.TestCase):
         texts = self.db.texts("lobby")
         self.assertEqual((len(texts), texts[:2]), (MAX_PENDING + 1, ["in flight", "m5"]))
 
+    def test_lines_kept_together_are_shown_and_written_in_order(self):
+        """Lines kept in one call (a cluster's batch from another node) are
+        shown to a joiner and written as if kept one by one, and still cost
+        one database write a turn; a stalled database drops the oldest."""
+        history = self.make(limit=3)
+        self.recent(history, "lobby")
+        calls = self.db.calls
+        history.keep_many("lobby", [said(f"m{i}", T0 + i) for i in range(4)])
+        history.keep_many("games", [said("waves", kind="action")])
+        self.assertEqual([s.text for s in self.recent(history, "lobby")], ["m1", "m2", "m3"])
+        self.clock.advance(0)
+        self.assertEqual(self.db.calls, calls + 1)
+        self.assertEqual(self.db.texts("lobby"), ["m1", "m2", "m3"])
+        self.assertEqual(self.db.texts("games"), ["waves"])
+        history = self.make(limit=MAX_PENDING + 10)
+        self.db.held = True
+        history.keep_many("hall", [said("in flight")])
+        self.clock.advance(0)
+        history.keep_many("hall", [said(f"n{i}") for i in range(MAX_PENDING + 5)])
+        with capturedLogs() as events:
+            self.db.fire()
+        self.assertEqual([e["count"] for e in events if e["log_level"] == LogLevel.warn],
+                         [5])
+        self.db.fire()
+        self.assertEqual(self.db.texts("hall")[:2], ["in flight", "n5"])
+
     def test_reload_changes_the_limit(self):
         """A reload that lowers the limit shows fewer lines at once; raising it again
         shows what the database still holds."""

@@ -14,7 +14,8 @@ shown as said is lost.  New logins and admins' actions are refused
 (chatd.cluster.sync).
 
 Presence and the rest of what nodes tell each other: chatd.cluster.inbound.
-A node whose heartbeat (`chatd:node:NODE`, with a TTL) stops is lost.
+A node whose heartbeat (`chatd:node:NODE`, with a TTL: chatd.cluster.heartbeat)
+stops is lost.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ import os
 import socket
 from collections import deque
 
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from chatd.cluster import sync
 from chatd.cluster.codec import dumps as _dumps
 from chatd.cluster.codec import encode
+from chatd.cluster.heartbeat import NODE, Heartbeat
 from chatd.cluster.inbound import HANDLERS
 from chatd.cluster.link import Link
 from chatd.cluster.scripts import CLAIM as _CLAIM
@@ -45,7 +47,6 @@ from chatd.core.text import clean, clean_keeping_formatting, name_key
 log = Logger()
 
 CHANNEL = "chatd:events"
-NODE = "chatd:node:"  # + node: its heartbeat, with a TTL
 
 # Items that wait for the link, not dropped while it is down (see _flush).
 _HELD = frozenset({"tell", "expel", "unroom", "replaced", "mod"})
@@ -57,10 +58,6 @@ class ClusterBus:
     start `bus.link` (a service) once the data files are open."""
 
     keeps_history = True  # as delivered, in Redis's order (see _keep)
-    # Until then (reactor seconds) a node whose heartbeat key is missing is
-    # not declared lost: after Redis came back empty every node's key is
-    # missing until that node has reconnected too (set by _synced).
-    _grace_until = 0.0
 
     def __init__(self, address: RedisAddress, reactor, node: str | None = None,
                  ttl: float = 15.0):
@@ -76,18 +73,16 @@ class ClusterBus:
         # back, they are delivered as they are, not decoded again.
         self._own: list[tuple[str, str | None, ev.Event]] = []
         self._held: list = []  # items for other nodes kept while the link is down
-        self._sent: deque[tuple[int, list]] = deque()  # published, not heard back
+        # Published, not heard back: (seq, own events, their lines by room).
+        self._sent: deque[tuple[int, list, dict]] = deque()
         self._ready = False  # up and resynchronised
         self._was_up = False
         self._known: set[str] = set()  # other nodes heard from
-        self._heard = 0.0  # when Redis last said anything (reactor seconds)
-        self._beating = False  # a heartbeat waits for its answer
         self.server = None
         self.users = None  # the users file (accounts)
         self.redis = None  # the command connection while up
         self.link = Link(address, CHANNEL, reactor, self.received, self._up, self.lost)
-        self._beat = task.LoopingCall(self._heartbeat)
-        self._beat.clock = reactor
+        self.heartbeat = Heartbeat(self, reactor)
 
     def attach(self, server, users) -> None:
         self.server, self.users = server, users
@@ -205,13 +200,13 @@ class ClusterBus:
         if not items:
             return
         if not self._ready:
-            self._deliver_own(own)
+            self._deliver_own(own, lines)
             # Presence is sent whole after a reconnection ("state"); what
             # was said to or done to someone elsewhere waits for the link.
             self._held += [item for item in items if item[0] in _HELD]
             return
         self._seq += 1
-        self._sent.append((self._seq, own))
+        self._sent.append((self._seq, own, lines))
         limit = self.server.history.limit if self.server.history is not None else 0
         # "NODE SEQ [items]": a node reads its own batches' header only.
         args = [CHANNEL, f"{self.node} {self._seq} {_dumps(items)}", limit]
@@ -223,11 +218,18 @@ class ClusterBus:
             lambda f: log.warn("cluster: a batch was not published: {why}",
                                why=f.getErrorMessage()))
 
-    def _deliver_own(self, own: list) -> None:
+    def _deliver_own(self, own: list, lines: dict) -> None:
         """This node's room events, to this node's rooms (heard back, or
-        the link lost while they were on their way)."""
+        the link lost while they were on their way); lines: those of them
+        that history keeps, by room."""
+        history, rooms = self.server.history, self._rooms
+        if history is not None:
+            for room, said in lines.items():
+                history.keep_many(room, said)
         for room, sender, event in own:
-            self.deliver(room, event, sender)
+            receive = rooms.get(room)
+            if receive is not None:
+                receive(event, sender)
 
     def deliver(self, room: str, event: ev.Event, sender) -> None:
         """An event to this node's members of room, kept in its history."""
@@ -235,6 +237,10 @@ class ClusterBus:
         receive = self._rooms.get(room)
         if receive is not None:
             receive(event, sender)
+
+    def known(self) -> set[str]:
+        """The other nodes heard from (whose heartbeats are checked)."""
+        return self._known
 
     def forget(self, node: str) -> None:
         self._known.discard(node)  # node is gone: its heartbeat is no longer checked
@@ -250,18 +256,18 @@ class ClusterBus:
 
     def received(self, message: str) -> None:
         """A batch from Redis (any node's, this one's included)."""
-        self._heard = self._reactor.seconds()
+        self.heartbeat.heard()
         node, seq, body = message.split(" ", 2)
         if node == self.node:
             seq = int(seq)
             while self._sent and self._sent[0][0] <= seq:
-                _, sent = self._sent.popleft()
-                self._deliver_own(sent)
+                _, sent, lines = self._sent.popleft()
+                self._deliver_own(sent, lines)
             return
         if node not in self._known:
             self._known.add(node)
         server, rooms = self.server, self._rooms
-        history = server.history
+        kept: dict[str, list[ev.Event]] = {}  # for history: one call per room
         for item in json.loads(body):
             try:
                 kind = item[0]
@@ -272,8 +278,11 @@ class ClusterBus:
                     said = (ev.Message if kind == "m" else ev.Action)(
                         ev.next_id(), at / 1000, room, clean(name), clean(text),
                         clean_keeping_formatting(rich) if rich else "")
-                    if history is not None:
-                        history.keep(room, said)
+                    lines = kept.get(room)
+                    if lines is None:
+                        kept[room] = [said]
+                    else:
+                        lines.append(said)
                     receive = rooms.get(room)
                     if receive is not None:
                         receive(said, sender)
@@ -287,6 +296,9 @@ class ClusterBus:
             except Exception:  # one bad item (a newer node's?) costs only itself
                 log.failure("cluster: an item from {node} failed: {item!r:.200}",
                             node=node, item=item)
+        if server.history is not None:
+            for room, lines in kept.items():
+                server.history.keep_many(room, lines)
 
     def presence(self) -> list:
         """Who is on this node, as a \"state\" item says it."""
@@ -315,10 +327,7 @@ class ClusterBus:
         if self.redis is not redis:  # lost again meanwhile
             return
         self._ready = True
-        self._answered()
-        self._grace_until = self._reactor.seconds() + self.ttl
-        if not self._beat.running:
-            self._beat.start(self.ttl / 3, now=False)
+        self.heartbeat.start()
         held, self._held = self._held, []
         self._out[:0] = [["hello"], ["state", self.presence()], *held]
         self._flush()
@@ -342,8 +351,8 @@ class ClusterBus:
             return
         self._ready = False
         sent, self._sent = self._sent, deque()
-        for _, own in sent:
-            self._deliver_own(own)
+        for _, own, lines in sent:
+            self._deliver_own(own, lines)
         self._flush()  # what was queued: delivered here
         log.warn("cluster link lost")
         self._tell_admins("cluster link lost")
@@ -353,53 +362,9 @@ class ClusterBus:
             if user.admin:
                 self.server.tell(user, ev.Notice(ev.next_id(), self.server.now(), "", text))
 
-    def _heartbeat(self) -> None:
-        """Every ttl/3: renew this node's key, drop a Redis that stopped
-        answering, and find nodes whose key expired.  Nothing is returned
-        to the LoopingCall, which would wait for it (a hung Redis would
-        then stop the heartbeat, watchdog included), and nothing raised
-        here stops it."""
-        try:
-            self._beat_once()
-        except Exception:
-            log.failure("cluster: heartbeat failed")
-
-    def _beat_once(self) -> None:
-        if not self._ready:
-            return
-        redis, now = self.redis, self._reactor.seconds()
-        if self._beating and now - self._heard >= self.ttl / 3:
-            # The last heartbeat is unanswered and nothing came from Redis
-            # since (a busy node still reads its batches: not this).
-            log.warn("cluster: Redis has not answered for {seconds:.0f} s",
-                     seconds=now - self._heard)
-            self.link.drop()
-            return
-        self._beating = True
-        d = redis.set(NODE + self.node, "1", expire=max(int(self.ttl), 1))
-        d.addCallbacks(self._answered, lambda f: None)
-        nodes = sorted(self._known | self.server.peers.nodes)
-        checks = [redis.exists(NODE + node) for node in nodes]
-
-        def checked(results):
-            for node, (ok, alive) in zip(nodes, results, strict=True):
-                if ok and not alive and self._reactor.seconds() >= self._grace_until:
-                    self.forget(node)
-                    users = self.server.peers.lost(node)
-                    log.info("cluster: node {node} lost ({count} users)", node=node,
-                             count=len(users))
-
-        defer.DeferredList(checks, consumeErrors=True).addCallback(checked).addErrback(
-            lambda f: log.failure("cluster: checking the other nodes failed", f))
-
-    def _answered(self, _=None) -> None:
-        self._beating = False
-        self._heard = self._reactor.seconds()
-
     def stop(self) -> defer.Deferred:
         """This node is stopping: the others drop its users now, not after the TTL."""
-        if self._beat.running:
-            self._beat.stop()
+        self.heartbeat.stop()
         if not self._ready:
             return defer.succeed(None)
         self.send(["bye"])

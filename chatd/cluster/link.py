@@ -29,7 +29,7 @@ log = Logger()
 # No reply timeout: a node busy with a burst reads Redis's replies late,
 # and a timeout then dropped a link that was fine (losing the batches on
 # their way).  A Redis that stops answering is found by the heartbeat
-# (ClusterBus._heartbeat), which allows for a busy reactor.
+# (chatd.cluster.heartbeat), which allows for a busy reactor.
 CONNECT_TIMEOUT = 5
 
 

@@ -179,6 +179,29 @@ class History:
         elif self._call is None:
             self._call = self._clock.callLater(self._delay, self._next)
 
+    def keep_many(self, key: str, lines: list) -> None:
+        """keep() for several lines of one room at once, oldest first (a
+        cluster's batch: one call per room instead of one per line)."""
+        if self._limit <= 0 or not lines:
+            return
+        cached = self._cache.get(key)
+        if cached is not None:
+            cached.extend(lines)
+        pending = self._pending
+        pending.extend([(key, said) for said in lines])
+        self._recorded += len(lines)
+        over = len(pending) - MAX_PENDING
+        if over > 0:
+            for _ in range(over):
+                pending.popleft()
+            self._dropped += over
+        if self._busy:
+            return
+        if len(pending) >= BATCH:
+            self._next()
+        elif self._call is None:
+            self._call = self._clock.callLater(self._delay, self._next)
+
     def recent(self, room: str) -> defer.Deferred:
         """Fires with room's newest entries (list[Said], at most limit), oldest first."""
         if self._limit <= 0:
