@@ -7,13 +7,13 @@ and a cut to Redis never swallows a line that was said.
 
 from __future__ import annotations
 
-import json
-
 from twisted.internet import defer, task
 from twisted.trial import unittest
 
+from chatd.cluster import codec
 from chatd.cluster.bus import ClusterBus
 from chatd.cluster.url import parse
+from chatd.core import events as ev
 from chatd.core.errors import Unavailable
 from chatd.core.server import Server
 from chatd.core.store import BanStore
@@ -76,7 +76,7 @@ class ClusterBusTests(BusCase):
         self.clock.advance(0)
         self.assertEqual(bob.lines(), [])
         other = [["e", "chatd", None, ["Message", 0.0, "chatd", "zed", "theirs", ""]]]
-        self.bus.received("b 1 " + json.dumps(other))
+        self.bus.received(codec.batch("b", 1, other))
         self.heard_back()
         self.assertEqual(bob.lines(), ["<zed> theirs", "<ann> mine"])
 
@@ -115,8 +115,8 @@ class FromOtherNodesTests(BusCase):
         _, bob = self.enter("bob")
         self.heard_back()
         bob.lines()
-        item = ["m", "chatd", "zed", 0.0, "zed", "\x1b[2Jhi\x07", ""]
-        self.bus.received("b 1 " + json.dumps([item]))
+        said = ev.Message(0, 0.0, "chatd", "zed", "\x1b[2Jhi\x07")
+        self.bus.received(codec.batch("b", 1, [codec.line("m", "chatd", "zed", said)]))
         self.clock.advance(0)
         self.assertEqual(bob.lines(), ["<zed> [2Jhi"])
 
@@ -127,7 +127,7 @@ class FromOtherNodesTests(BusCase):
         self.heard_back()
         ban = {"name": "mallory", "by_admin": "boss", "reason": "spam",
                "created": 0.0, "expires": None, "address": None}
-        self.bus.received("b 1 " + json.dumps([["mod", "ban", ban]]))
+        self.bus.received(codec.batch("b", 1, [["mod", "ban", ban]]))
         self.clock.advance(0)
         self.assertEqual(mallory.lines()[-1], "! you were banned by boss: spam")
         self.assertTrue(mallory.disconnected)
@@ -168,14 +168,14 @@ class WatchdogTests(BusCase):
         third = self.bus.ttl / 3
         self.clock.advance(third)
         self.clock.advance(third / 2)
-        self.bus.received("b 1 []")
+        self.bus.received(codec.batch("b", 1, []))
         self.clock.advance(third / 2)
         self.assertEqual(self.dropped, [])
 
     def test_hung_redis_is_dropped_when_other_nodes_are_known(self):
         """The same with another node known: checking that node's heartbeat
         waits on the hung Redis too, and must not stop the watchdog."""
-        self.bus.received("b 1 []")  # node b is known from now on
+        self.bus.received(codec.batch("b", 1, []))  # node b is known from now on
         third = self.bus.ttl / 3
         self.clock.advance(third)
         self.clock.advance(third)

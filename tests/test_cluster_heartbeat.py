@@ -8,11 +8,10 @@ really is gone is still shown gone, a TTL after the link is back.
 
 from __future__ import annotations
 
-import json
-
 from twisted.internet import defer, task
 from twisted.trial import unittest
 
+from chatd.cluster import codec
 from chatd.cluster.bus import NODE, ClusterBus
 from chatd.cluster.url import parse
 from chatd.core.server import Server
@@ -51,7 +50,7 @@ class HeartbeatAfterEmptyRestartTests(unittest.TestCase):
         self.successResultOf(self.server.enter(user, login=True))
         # node b says who is on it: bob, in the landing room
         state = [["state", [["bob", False, None, ["chatd"]]]]]
-        self.bus.received("b 1 " + json.dumps(state))
+        self.bus.received(codec.batch("b", 1, state))
         self.clock.advance(0)
         self.ann.lines()
 

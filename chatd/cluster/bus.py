@@ -1,7 +1,7 @@
 """ClusterBus: the core's IBus, carried between the nodes of a cluster by Redis.
 
-What a node publishes in one reactor turn goes out as one batch,
-`NODE SEQ [items]`, in one PUBLISH on `chatd:events` (by a script that also
+What a node publishes in one reactor turn goes out as one batch (its
+text: chatd.cluster.codec), in one PUBLISH on `chatd:events` (by a script that also
 appends the batch's lines to their rooms' history lists).  Every node, the
 sender included, delivers a room's events when Redis hands the batch back:
 Redis's one order is every node's order.
@@ -30,8 +30,10 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from chatd.cluster import sync
+from chatd.cluster.codec import batch as _batch
 from chatd.cluster.codec import dumps as _dumps
 from chatd.cluster.codec import encode
+from chatd.cluster.codec import line as _line
 from chatd.cluster.heartbeat import NODE, Heartbeat
 from chatd.cluster.inbound import HANDLERS
 from chatd.cluster.link import Link
@@ -47,6 +49,10 @@ from chatd.core.text import clean, clean_keeping_formatting, name_key
 log = Logger()
 
 CHANNEL = "chatd:events"
+
+# Lines said travel as records of their own (codec.line).
+_LINE_KINDS = {"m": ev.Message, "a": ev.Action}
+_LINE_CODES = {cls: code for code, cls in _LINE_KINDS.items()}
 
 # Items that wait for the link, not dropped while it is down (see _flush).
 _HELD = frozenset({"tell", "expel", "unroom", "replaced", "mod"})
@@ -94,16 +100,15 @@ class ClusterBus:
             self.deliver(room, event, sender)
             return
         key = sender.key if sender is not None else None
-        cls = event.__class__
-        if cls is ev.Message or cls is ev.Action:  # most events: flat, no kind name
-            self._out.append(["m" if cls is ev.Message else "a", room, key,
-                              int(event.at * 1000), event.name, event.text, event.rich])
+        code = _LINE_CODES.get(event.__class__)
+        if code is not None:  # most events: a record of its own (codec.line)
+            self._out.append(_line(code, room, key, event))
         else:
             self._out.append(["e", room, key, encode(event)])
         if self._flush_call is None:
             self._flush_call = self._reactor.callLater(0, self._flush)
         self._own.append((room, key, event))
-        if cls is ev.Message or cls is ev.Action:
+        if code is not None:
             lines = self._lines.get(room)
             if lines is None:
                 self._lines[room] = [event]
@@ -208,8 +213,8 @@ class ClusterBus:
         self._seq += 1
         self._sent.append((self._seq, own, lines))
         limit = self.server.history.limit if self.server.history is not None else 0
-        # "NODE SEQ [items]": a node reads its own batches' header only.
-        args = [CHANNEL, f"{self.node} {self._seq} {_dumps(items)}", limit]
+        # A node reads its own batches' header (NODE SEQ) only.
+        args = [CHANNEL, _batch(self.node, self._seq, items), limit]
         if limit:  # only each room's newest `limit` lines of the batch matter
             for room, said in lines.items():
                 args += (room, _dumps([[int(e.at * 1000), e.kind, e.name, e.text]
@@ -257,7 +262,8 @@ class ClusterBus:
     def received(self, message: str) -> None:
         """A batch from Redis (any node's, this one's included)."""
         self.heartbeat.heard()
-        node, seq, body = message.split(" ", 2)
+        head, _, body = message.partition("\n")
+        node, seq = head.split(" ")
         if node == self.node:
             seq = int(seq)
             while self._sent and self._sent[0][0] <= seq:
@@ -266,18 +272,25 @@ class ClusterBus:
             return
         if node not in self._known:
             self._known.add(node)
-        server, rooms = self.server, self._rooms
+        if not body:
+            return
+        server, rooms, next_id = self.server, self._rooms, ev.next_id
         kept: dict[str, list[ev.Event]] = {}  # for history: one call per room
-        for item in json.loads(body):
+        names: dict[str, str] = {}  # senders' names, each cleaned once a batch
+        for record in body.split("\n"):
             try:
-                kind = item[0]
-                if kind == "m" or kind == "a":  # most of them: a line said in a room
-                    _, room, sender, at, name, text, rich = item
+                if record[:1] != "[":  # most of them: a line said (codec.line)
+                    code, room, sender, at, name, text, rich = record.split("\x00")
+                    cls = _LINE_KINDS[code]
                     # Cleaned on the node it was typed on, and again here: a
-                    # terminal never gets what Redis holds as it is.
-                    said = (ev.Message if kind == "m" else ev.Action)(
-                        ev.next_id(), at / 1000, room, clean(name), clean(text),
-                        clean_keeping_formatting(rich) if rich else "")
+                    # terminal never gets what Redis holds as it is (printable
+                    # ASCII, clean()'s first test, spares the call).
+                    cleaned = names.get(name)
+                    if cleaned is None:
+                        cleaned = names[name] = clean(name)
+                    said = cls(next_id(), int(at) / 1000, room, cleaned,
+                               text if text.isprintable() and text.isascii() else clean(text),
+                               clean_keeping_formatting(rich) if rich else "")
                     lines = kept.get(room)
                     if lines is None:
                         kept[room] = [said]
@@ -285,17 +298,18 @@ class ClusterBus:
                         lines.append(said)
                     receive = rooms.get(room)
                     if receive is not None:
-                        receive(said, sender)
+                        receive(said, sender or None)
                     continue
-                handler = HANDLERS.get(kind)
+                item = json.loads(record)
+                handler = HANDLERS.get(item[0])
                 if handler is None:
-                    log.warn("cluster: unknown item {kind!r} from {node}", kind=kind,
+                    log.warn("cluster: unknown item {kind!r} from {node}", kind=item[0],
                              node=node)
                     continue
                 handler(self, server, node, *item[1:])
             except Exception:  # one bad item (a newer node's?) costs only itself
                 log.failure("cluster: an item from {node} failed: {item!r:.200}",
-                            node=node, item=item)
+                            node=node, item=record)
         if server.history is not None:
             for room, lines in kept.items():
                 server.history.keep_many(room, lines)

@@ -5,11 +5,15 @@ order); the receiving node makes it again with an id of its own (ids
 increase within a process, chatd.core.events).  Only what rooms broadcast
 or a node tells one person travels.
 
-The lines said in a room, most of what travels, are flat items of their
-own (chatd.cluster.bus), and their times, like those of the history lists
-in Redis, are whole milliseconds since the epoch: an int, because the
-shortest repr of a float costs more than the rest of the line's JSON, and
-Redis's Lua (cjson) keeps 14 digits of a number.
+A batch, what a node publishes in one turn, is text: its header
+`NODE SEQ`, then one record a line.  A line said in a room, most of what
+travels, is a record of its own (line()): its fields joined by NUL, with
+no JSON to make or parse, and nothing per line for Python's cyclic GC to
+walk.  Any other item is a JSON list, [kind, ...] (chatd.cluster.inbound).
+Times, in lines as in the history lists in Redis, are whole milliseconds
+since the epoch: an int, because the shortest repr of a float costs more
+than the rest of a line, and Redis's Lua (cjson) keeps 14 digits of a
+number.
 """
 
 from __future__ import annotations
@@ -30,6 +34,21 @@ _FIELDS = {cls: attrgetter(*[f.name for f in fields(cls)][1:]) for cls in KINDS.
 
 # Batches: compact, and texts as they are (Redis strings are UTF-8 here).
 dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def line(code: str, room: str, sender: str | None, event) -> str:
+    """The record of a line said in room (event a Message, code "m", or an
+    Action, "a") by sender (a name key, or None).  No field holds a NUL or
+    a newline: rooms and names are checked, and texts cleaned, where the
+    line was said (and, coming from Redis, everything is checked again)."""
+    return (f"{code}\x00{room}\x00{sender or ''}\x00{int(event.at * 1000)}"
+            f"\x00{event.name}\x00{event.text}\x00{event.rich}")
+
+
+def batch(node: str, seq: int, items: list) -> str:
+    """A batch's text: items are line() records or other items (lists)."""
+    return "\n".join([f"{node} {seq}",
+                      *[item if item.__class__ is str else dumps(item) for item in items]])
 
 
 def seconds(at) -> float:
