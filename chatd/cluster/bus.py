@@ -262,8 +262,8 @@ class ClusterBus:
     def received(self, message: str) -> None:
         """A batch from Redis (any node's, this one's included)."""
         self.heartbeat.heard()
-        head, _, body = message.partition("\n")
-        node, seq = head.split(" ")
+        end = message.find("\n")  # the header; its own batch is not copied
+        node, seq = (message if end < 0 else message[:end]).split(" ")
         if node == self.node:
             seq = int(seq)
             while self._sent and self._sent[0][0] <= seq:
@@ -272,12 +272,12 @@ class ClusterBus:
             return
         if node not in self._known:
             self._known.add(node)
-        if not body:
+        if end < 0:
             return
         server, rooms, next_id = self.server, self._rooms, ev.next_id
         kept: dict[str, list[ev.Event]] = {}  # for history: one call per room
         names: dict[str, str] = {}  # senders' names, each cleaned once a batch
-        for record in body.split("\n"):
+        for record in message[end + 1:].split("\n"):
             try:
                 if record[:1] != "[":  # most of them: a line said (codec.line)
                     code, room, sender, at, name, text, rich = record.split("\x00")
