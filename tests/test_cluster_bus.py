@@ -67,11 +67,13 @@ class BusCase(unittest.TestCase):
 class ClusterBusTests(BusCase):
     def test_own_line_waits_for_redis_order(self):
         """A line said here reaches this node's room only as Redis hands it
-        back, after what another node's batch put before it there."""
-        ann, _ = self.enter("ann")
+        back, after what another node's batch put before it there; its
+        sayer does not get it back."""
+        ann, ann_client = self.enter("ann")
         _, bob = self.enter("bob")
         self.heard_back()
         bob.lines()
+        ann_client.lines()
         self.server.say(ann, self.server.landing, "mine")
         self.clock.advance(0)
         self.assertEqual(bob.lines(), [])
@@ -79,6 +81,7 @@ class ClusterBusTests(BusCase):
         self.bus.received(codec.batch("b", 1, other))
         self.heard_back()
         self.assertEqual(bob.lines(), ["<zed> theirs", "<ann> mine"])
+        self.assertEqual(ann_client.lines(), ["<zed> theirs"])
 
     def test_link_lost_delivers_what_was_on_its_way(self):
         """Lines published but not heard back when the link drops are shown

@@ -42,7 +42,7 @@ from chatd.cluster.scripts import PUBLISH as _PUBLISH
 from chatd.cluster.scripts import RELEASE as _RELEASE
 from chatd.cluster.url import RedisAddress
 from chatd.core import events as ev
-from chatd.core.bus import IBus, Receiver
+from chatd.core.bus import BatchReceiver, IBus, Receiver
 from chatd.core.errors import Banned, NameTaken, Unavailable
 from chatd.core.text import clean, clean_keeping_formatting, name_key
 
@@ -71,13 +71,14 @@ class ClusterBus:
         self.ttl = ttl
         self._reactor = reactor
         self._rooms: dict[str, Receiver] = {}
+        self._batches: dict[str, BatchReceiver] = {}  # the same rooms' receive_all
         self._out: list = []  # items of the next batch
         self._lines: dict[str, list[ev.Event]] = {}  # its history: lines by room key
         self._flush_call = None
         self._seq = 0
         # This node's own events of the next batch, as made here: heard
         # back, they are delivered as they are, not decoded again.
-        self._own: list[tuple[str, str | None, ev.Event]] = []
+        self._own: dict[str, list[tuple[str | None, ev.Event]]] = {}  # by room
         self._held: list = []  # items for other nodes kept while the link is down
         # Published, not heard back: (seq, own events, their lines by room).
         self._sent: deque[tuple[int, list, dict]] = deque()
@@ -107,7 +108,11 @@ class ClusterBus:
             self._out.append(["e", room, key, encode(event)])
         if self._flush_call is None:
             self._flush_call = self._reactor.callLater(0, self._flush)
-        self._own.append((room, key, event))
+        own = self._own.get(room)
+        if own is None:
+            self._own[room] = [(key, event)]
+        else:
+            own.append((key, event))
         if code is not None:
             lines = self._lines.get(room)
             if lines is None:
@@ -115,11 +120,13 @@ class ClusterBus:
             else:
                 lines.append(event)
 
-    def subscribe(self, room: str, receive: Receiver) -> None:
+    def subscribe(self, room: str, receive: Receiver, receive_all: BatchReceiver) -> None:
         self._rooms[room] = receive
+        self._batches[room] = receive_all
 
     def unsubscribe(self, room: str) -> None:
         self._rooms.pop(room, None)
+        self._batches.pop(room, None)
 
     # -- IBus: names, presence, people elsewhere ----------------------
 
@@ -201,7 +208,7 @@ class ClusterBus:
             self._flush_call = None
         items, self._out = self._out, []
         lines, self._lines = self._lines, {}
-        own, self._own = self._own, []
+        own, self._own = self._own, {}
         if not items:
             return
         if not self._ready:
@@ -223,18 +230,29 @@ class ClusterBus:
             lambda f: log.warn("cluster: a batch was not published: {why}",
                                why=f.getErrorMessage()))
 
-    def _deliver_own(self, own: list, lines: dict) -> None:
-        """This node's room events, to this node's rooms (heard back, or
-        the link lost while they were on their way); lines: those of them
-        that history keeps, by room."""
-        history, rooms = self.server.history, self._rooms
+    def _deliver_own(self, own: dict, lines: dict) -> None:
+        """This node's room events, [(sender, event), ...] by room, to this
+        node's rooms (heard back, or the link lost while they were on their
+        way); lines: those of them that history keeps, by room."""
+        history, batches = self.server.history, self._batches
         if history is not None:
             for room, said in lines.items():
                 history.keep_many(room, said)
-        for room, sender, event in own:
-            receive = rooms.get(room)
-            if receive is not None:
-                receive(event, sender)
+        for room, pairs in own.items():
+            receive_all = batches.get(room)
+            if receive_all is not None:
+                receive_all(pairs)
+
+    def _hand_over(self, heard: dict) -> None:
+        """Lines from another node, [(sender, event), ...] by room: kept in
+        history, then to this node's rooms, one call per room."""
+        history, batches = self.server.history, self._batches
+        for room, pairs in heard.items():
+            if history is not None:
+                history.keep_many(room, [event for _, event in pairs])
+            receive_all = batches.get(room)
+            if receive_all is not None:
+                receive_all(pairs)
 
     def deliver(self, room: str, event: ev.Event, sender) -> None:
         """An event to this node's members of room, kept in its history."""
@@ -274,8 +292,8 @@ class ClusterBus:
             self._known.add(node)
         if end < 0:
             return
-        server, rooms, next_id = self.server, self._rooms, ev.next_id
-        kept: dict[str, list[ev.Event]] = {}  # for history: one call per room
+        server, next_id = self.server, ev.next_id
+        heard: dict[str, list] = {}  # lines, by room: handed over together
         names: dict[str, str] = {}  # senders' names, each cleaned once a batch
         for record in message[end + 1:].split("\n"):
             try:
@@ -291,15 +309,15 @@ class ClusterBus:
                     said = cls(next_id(), int(at) / 1000, room, cleaned,
                                text if text.isprintable() and text.isascii() else clean(text),
                                clean_keeping_formatting(rich) if rich else "")
-                    lines = kept.get(room)
-                    if lines is None:
-                        kept[room] = [said]
+                    pairs = heard.get(room)
+                    if pairs is None:
+                        heard[room] = [(sender or None, said)]
                     else:
-                        lines.append(said)
-                    receive = rooms.get(room)
-                    if receive is not None:
-                        receive(said, sender or None)
+                        pairs.append((sender or None, said))
                     continue
+                if heard:  # the lines before this item first: the order is kept
+                    before, heard = heard, {}
+                    self._hand_over(before)
                 item = json.loads(record)
                 handler = HANDLERS.get(item[0])
                 if handler is None:
@@ -310,9 +328,7 @@ class ClusterBus:
             except Exception:  # one bad item (a newer node's?) costs only itself
                 log.failure("cluster: an item from {node} failed: {item!r:.200}",
                             node=node, item=record)
-        if server.history is not None:
-            for room, lines in kept.items():
-                server.history.keep_many(room, lines)
+        self._hand_over(heard)
 
     def presence(self) -> list:
         """Who is on this node, as a \"state\" item says it."""

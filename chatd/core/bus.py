@@ -29,6 +29,8 @@ from zope.interface import Attribute, Interface, implementer
 from chatd.core.events import Event
 
 Receiver = Callable[[Event, object], None]
+# Several events for one room at once, in order: [(sender, event), ...].
+BatchReceiver = Callable[[list], None]
 
 
 class IBus(Interface):
@@ -40,8 +42,10 @@ class IBus(Interface):
         """Send event to every subscriber of room (a room key); sender is
         the User who caused it (they do not hear it back), or None."""
 
-    def subscribe(room: str, receive: Receiver) -> None:
-        """Call receive(event, sender) for each event published to room."""
+    def subscribe(room: str, receive: Receiver, receive_all: BatchReceiver) -> None:
+        """Call receive(event, sender) for each event published to room, or
+        receive_all([(sender, event), ...]) for several at once (a bus that
+        carries batches between processes), in order either way."""
 
     def unsubscribe(room: str) -> None:
         """Stop delivering room's events here."""
@@ -93,7 +97,7 @@ class LocalBus:
         if receive is not None:
             receive(event, sender)
 
-    def subscribe(self, room: str, receive: Receiver) -> None:
+    def subscribe(self, room: str, receive: Receiver, receive_all: BatchReceiver) -> None:
         self._rooms[room] = receive
 
     def unsubscribe(self, room: str) -> None:

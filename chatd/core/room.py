@@ -120,7 +120,7 @@ class Room:
         self._pending: list[tuple[User | None, ev.Event]] = []
         self._flush_call = None
         self._bus = bus if bus is not None else LocalBus()
-        self._bus.subscribe(self.key, self._receive)
+        self._bus.subscribe(self.key, self._receive, self._receive_all)
 
     # -- who is here --------------------------------------------------
 
@@ -206,7 +206,7 @@ class Room:
         self.flush()
         self._bus.unsubscribe(self.key)
         self.name, self.key = name, name_key(name)
-        self._bus.subscribe(self.key, self._receive)
+        self._bus.subscribe(self.key, self._receive, self._receive_all)
 
     def close(self) -> None:
         """The room is going away (empty and not configured)."""
@@ -234,6 +234,14 @@ class Room:
         if sender.__class__ is str:
             sender = self._members.get(sender)
         self._pending.append((sender, event))
+        if self._flush_call is None:
+            self._flush_call = self._clock.callLater(0, self.flush)
+
+    def _receive_all(self, pairs: list) -> None:
+        """_receive() for several events at once: [(sender, event), ...]."""
+        members = self._members
+        self._pending += [(members.get(sender) if sender.__class__ is str else sender, event)
+                          for sender, event in pairs]
         if self._flush_call is None:
             self._flush_call = self._clock.callLater(0, self.flush)
 
