@@ -8,6 +8,7 @@ and a cut to Redis never swallows a line that was said.
 from __future__ import annotations
 
 from twisted.internet import defer, task
+from twisted.logger import capturedLogs
 from twisted.trial import unittest
 
 from chatd.cluster import codec
@@ -25,6 +26,17 @@ class FakeRedis:
 
     def __init__(self):
         self.published: list[str] = []
+        self.values: dict[str, str] = {}
+
+    def execute_command(self, *args):
+        """SET KEY VALUE ... [GET] (a node's heartbeat): the old value with GET."""
+        assert args[0] == "SET", args
+        old = self.values.get(args[1])
+        self.values[args[1]] = args[2]
+        return defer.succeed(old if args[-1] == "GET" else "OK")
+
+    def exists(self, key):
+        return defer.succeed(1)
 
     def eval(self, script, keys, args):
         if "PUBLISH" in script:
@@ -140,7 +152,7 @@ class FromOtherNodesTests(BusCase):
 class SilentRedis(FakeRedis):
     """Publishes, but never answers a heartbeat: a Redis that hangs."""
 
-    def set(self, key, value, expire=None):
+    def execute_command(self, *args):
         return defer.Deferred()
 
     def exists(self, key):
@@ -183,3 +195,58 @@ class WatchdogTests(BusCase):
         self.clock.advance(third)
         self.clock.advance(third)
         self.assertEqual(self.dropped, [True])
+
+
+class DuplicateNodeTests(BusCase):
+    """Two processes started with the same --node (what an operator would
+    otherwise find out from users on one of them hearing nothing)."""
+
+    OLDER = "000000000000001-aaaaaaaa"  # a token from long before this process
+    NEWER = "999999999999999-ffffffff"
+
+    def setUp(self):
+        super().setUp()
+        self.stopped = []
+        self.bus.quit = lambda: self.stopped.append(True)
+
+    def test_newer_process_stops_without_speaking_for_the_other(self):
+        """The newer process stops as soon as it hears the other one, with
+        an error in its log, and says no goodbye in the node's name (the
+        other process's users stay listed everywhere)."""
+        self.enter("ann")
+        self.heard_back()
+        with capturedLogs() as events:
+            self.bus.received(codec.batch("a", 1, [["hello"]], self.OLDER))
+        self.assertEqual(self.stopped, [True])
+        self.assertIn("this one stops", " ".join(e.get("log_format", "") for e in events))
+        self.successResultOf(self.bus.stop())
+        self.assertEqual(self.redis.published, [])
+
+    def test_older_process_goes_on(self):
+        """The process that was there first keeps serving its users, and
+        tells the other nodes again who is on it (the newer one had told
+        them nobody was)."""
+        ann, _ = self.enter("ann")
+        self.heard_back()
+        with capturedLogs() as events:
+            self.bus.received(codec.batch("a", 1, [["state", []]], self.NEWER))
+        self.clock.advance(0)
+        self.assertEqual(self.stopped, [])
+        self.assertIn("it stops", " ".join(e.get("log_format", "") for e in events))
+        published, self.redis.published = self.redis.published, []
+        self.assertIn('["state",[["ann",false,null,["chatd"]]]]', published[-1])
+        self.bus.received(published[-1])
+        _, bob = self.enter("bob")
+        self.heard_back()
+        bob.lines()
+        self.server.say(ann, self.server.landing, "still here")
+        self.clock.advance(0)
+        self.heard_back()
+        self.assertEqual(bob.lines(), ["<ann> still here"])
+
+    def test_heartbeat_finds_an_idle_duplicate(self):
+        """A duplicate that publishes nothing is found by the heartbeat: the
+        node's key holds the other process's token."""
+        self.redis.values["chatd:node:a"] = self.OLDER
+        self.clock.advance(self.bus.ttl / 3)
+        self.assertEqual(self.stopped, [True])

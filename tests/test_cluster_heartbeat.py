@@ -29,9 +29,9 @@ class EmptyRedis(FakeRedis):
         super().__init__()
         self.alive: set[str] = set()
 
-    def set(self, key, value, expire=None):
-        self.alive.add(key)
-        return defer.succeed(True)
+    def execute_command(self, *args):
+        self.alive.add(args[1])
+        return super().execute_command(*args)
 
     def exists(self, key):
         return defer.succeed(int(key in self.alive))

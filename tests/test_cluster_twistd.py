@@ -9,11 +9,12 @@ Nothing sleeps: every wait is for a line, with a deadline.
 from __future__ import annotations
 
 import re
+import subprocess
 
 from twisted.trial import unittest
 
-from tests.helpers_cluster import ROOT, TTL, Cluster
-from tests.helpers_hostile import ADMIN, ADMIN_PASSWORD, DEADLINE, Client
+from tests.helpers_cluster import ROOT, TTL, Cluster, Node
+from tests.helpers_hostile import ADMIN, ADMIN_PASSWORD, DEADLINE, Client, wait_for
 
 UNAVAILABLE = "! cluster unavailable: try again in a moment"
 PASSWORD = "alice's long password"
@@ -174,6 +175,30 @@ class ClusterTests(unittest.TestCase):
         self.assertEqual(alice.until("* bob left", timeout=TTL + 5), "* bob left (node lost)")
         self.assertEqual(online(alice), {"alice"})
         c.login(a, "bob")
+
+    def test_second_process_with_a_node_name_in_use_stops(self):
+        """A second process started as node a by mistake stops by itself,
+        saying why in its log, within a heartbeat (a third of the TTL); the
+        first node a goes on, and says again who is on it: its user is
+        listed on b (the twin had said node a was empty) and heard there."""
+        c = self.cluster
+        a, b = c.node("a"), c.node("b")
+        alice = c.login(a, "alice")
+        bob = c.login(b, "bob")
+        self.assertEqual(alice.line(), "* bob joined")
+        twin = Node(c.dir / "a-twin", c.redis, "a")
+        self.addCleanup(twin.kill)
+        # Started by hand: it may be gone before Node.start would look.
+        twin.out = twin.dir / "out1.log"
+        twin.proc = subprocess.Popen(twin.command(twin.write_config()), cwd=twin.dir,
+                                     stdout=twin.out.open("w"), stderr=subprocess.STDOUT)
+        wait_for(lambda: twin.proc.poll() is not None, "the twin of node a stops",
+                 timeout=TTL + 5)
+        self.assertIn("another chatd process already runs as node a: this one stops",
+                      twin.log())
+        wait_for(lambda: online(bob) == {"alice", "bob"}, "alice listed on b again")
+        alice.say("still here")
+        self.assertEqual(said(bob, 1), ["<alice> still here"])
 
     def test_redis_outage_and_empty_restart(self):
         """Redis stops, then comes back empty.  Throughout, each node serves

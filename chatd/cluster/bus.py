@@ -89,6 +89,7 @@ class ClusterBus:
         self.users = None  # the users file (accounts)
         self.redis = None  # the command connection while up
         self.link = Link(address, CHANNEL, reactor, self.received, self._up, self.lost)
+        self.quit = None  # stops this process (make_bus: reactor.stop)
         self.heartbeat = Heartbeat(self, reactor)
 
     def attach(self, server, users) -> None:
@@ -221,7 +222,7 @@ class ClusterBus:
         self._sent.append((self._seq, own, lines))
         limit = self.server.history.limit if self.server.history is not None else 0
         # A node reads its own batches' header (NODE SEQ) only.
-        args = [CHANNEL, _batch(self.node, self._seq, items), limit]
+        args = [CHANNEL, _batch(self.node, self._seq, items, self.heartbeat.token), limit]
         if limit:  # only each room's newest `limit` lines of the batch matter
             for room, said in lines.items():
                 args += (room, _dumps([[int(e.at * 1000), e.kind, e.name, e.text]
@@ -281,8 +282,11 @@ class ClusterBus:
         """A batch from Redis (any node's, this one's included)."""
         self.heartbeat.heard()
         end = message.find("\n")  # the header; its own batch is not copied
-        node, seq = (message if end < 0 else message[:end]).split(" ")
+        node, seq, token = (message if end < 0 else message[:end]).split(" ")
         if node == self.node:
+            if token != self.heartbeat.token:
+                self.heartbeat.other(token)
+                return
             seq = int(seq)
             while self._sent and self._sent[0][0] <= seq:
                 _, sent, lines = self._sent.popleft()
@@ -339,7 +343,7 @@ class ClusterBus:
 
     def _up(self, redis) -> None:
         self.redis = redis
-        d = redis.set(NODE + self.node, "1", expire=max(int(self.ttl), 1))
+        d = self.heartbeat.renew(redis)  # a predecessor's token: it is gone
         d.addCallback(lambda _: sync.resync(redis, self.server, self.users,
                                                   history=not self._was_up))
         d.addCallback(self._tell_accounts)
@@ -397,11 +401,13 @@ class ClusterBus:
         self.heartbeat.stop()
         if not self._ready:
             return defer.succeed(None)
-        self.send(["bye"])
-        self._flush()
         self._ready = False
         redis = self.redis
         keys = [user.key for user in self.server.users]
         d = redis.eval(_RELEASE, [], [self.node, *keys]) if keys else defer.succeed(None)
+        if self.heartbeat.duplicate:  # the node's key, and its goodbye, are the other's
+            return d.addErrback(lambda f: None)
+        self.send(["bye"])
+        self._flush()
         d.addCallback(lambda _: redis.delete(NODE + self.node))
         return d.addErrback(lambda f: None)

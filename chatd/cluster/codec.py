@@ -6,7 +6,8 @@ increase within a process, chatd.core.events).  Only what rooms broadcast
 or a node tells one person travels.
 
 A batch, what a node publishes in one turn, is text: its header
-`NODE SEQ`, then one record a line.  A line said in a room, most of what
+`NODE SEQ TOKEN` (the token of the process, chatd.cluster.heartbeat),
+then one record a line.  A line said in a room, most of what
 travels, is a record of its own (line()): its fields joined by NUL, with
 no JSON to make or parse, and nothing per line for Python's cyclic GC to
 walk.  Any other item is a JSON list, [kind, ...] (chatd.cluster.inbound).
@@ -45,9 +46,10 @@ def line(code: str, room: str, sender: str | None, event) -> str:
             f"\x00{event.name}\x00{event.text}\x00{event.rich}")
 
 
-def batch(node: str, seq: int, items: list) -> str:
-    """A batch's text: items are line() records or other items (lists)."""
-    return "\n".join([f"{node} {seq}",
+def batch(node: str, seq: int, items: list, token: str = "-") -> str:
+    """A batch's text: items are line() records or other items (lists);
+    token tells two processes that both call themselves node apart."""
+    return "\n".join([f"{node} {seq} {token}",
                       *[item if item.__class__ is str else dumps(item) for item in items]])
 
 

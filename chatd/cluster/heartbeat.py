@@ -5,12 +5,20 @@ TTL), drops a link whose Redis stopped answering (a heartbeat unanswered
 and nothing else heard since: a busy node still reads its batches), and
 looks for the other nodes' keys: a node whose key expired is lost, and its
 users leave (chatd.core.peers).
+
+The key holds this process's token (when it started, then random).  If a
+renewal replaces another token (or a batch comes with it), a second
+process runs with the same --node: the newer of the two stops (other()).
 """
 
 from __future__ import annotations
 
+import secrets
+import time
+
 from twisted.internet import defer, task
 from twisted.logger import Logger
+from txredisapi import ResponseError
 
 log = Logger()
 
@@ -32,6 +40,28 @@ class Heartbeat:
         self._grace_until = 0.0
         self._call = task.LoopingCall(self._beat)
         self._call.clock = reactor
+        # Ordered by start time: of two processes with one --node, the
+        # newer has the greater token.
+        self.token = f"{int(time.time() * 1000):015d}-{secrets.token_hex(4)}"
+        self._replies_old = True  # SET ... GET (Redis 6.2 and newer) works
+        self.duplicate = False  # another process runs as this node: this one stops
+        self._warned = False
+
+    def renew(self, redis) -> defer.Deferred:
+        """Write this node's key (this process's token, with the TTL); fires
+        with the token it replaced, or None."""
+        command = ["SET", NODE + self._bus.node, self.token, "EX", max(int(self._bus.ttl), 1)]
+        if not self._replies_old:
+            return redis.execute_command(*command).addCallback(lambda _: None)
+
+        def older(failure):
+            failure.trap(ResponseError)
+            log.warn("cluster: this Redis has no SET ... GET (6.2 and newer): two"
+                     " processes started with the same --node go unnoticed")
+            self._replies_old = False
+            return self.renew(redis)
+
+        return redis.execute_command(*command, "GET").addErrback(older)
 
     def heard(self) -> None:
         self._heard = self._reactor.seconds()
@@ -50,6 +80,33 @@ class Heartbeat:
     def answered(self, _=None) -> None:
         self._beating = False
         self.heard()
+
+    def _renewed(self, replaced) -> None:
+        self.answered()
+        if replaced is not None and replaced != self.token:
+            # Written at link up by this process, so another one wrote it since.
+            self.other(replaced)
+
+    def other(self, token: str) -> None:
+        """Another process runs as this node (its token is token): the
+        newer of the two stops (bus.quit); the older goes on, and says
+        again who is on it."""
+        node = self._bus.node
+        if self.duplicate:
+            return
+        if self.token > token:
+            self.duplicate = True
+            log.error("cluster: another chatd process already runs as node {node}:"
+                      " this one stops. Give every node its own --node.", node=node)
+            if self._bus.quit is not None:
+                self._bus.quit()
+        else:
+            if not self._warned:
+                self._warned = True
+                log.error("cluster: another chatd process started as node {node} too;"
+                          " it stops. Give every node its own --node.", node=node)
+            # What it told the others of this node (who is on it) is wrong.
+            self._bus.send(["state", self._bus.presence()])
 
     def _beat(self) -> None:
         """Nothing is returned to the LoopingCall, which would wait for it
@@ -71,8 +128,7 @@ class Heartbeat:
             bus.link.drop()
             return
         self._beating = True
-        d = redis.set(NODE + bus.node, "1", expire=max(int(ttl), 1))
-        d.addCallbacks(self.answered, lambda f: None)
+        self.renew(redis).addCallbacks(self._renewed, lambda f: None)
         peers = bus.server.peers
         nodes = sorted(bus.known() | peers.nodes)
         checks = [redis.exists(NODE + node) for node in nodes]

@@ -17,6 +17,7 @@ def make_bus(settings, store, reactor) -> ClusterBus:
     (before the Server's Moderation takes it)."""
     bus = ClusterBus(parse(settings.cluster), reactor, settings.cluster_node or None,
                      ttl=settings.cluster_ttl)
+    bus.quit = reactor.stop  # another process runs as this node, and this one is newer
     store.journal = ClusterJournal(store.journal, bus)
     return bus
 
