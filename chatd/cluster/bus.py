@@ -221,7 +221,7 @@ class ClusterBus:
         self._seq += 1
         self._sent.append((self._seq, own, lines))
         limit = self.server.history.limit if self.server.history is not None else 0
-        # A node reads its own batches' header (NODE SEQ) only.
+        # A node reads its own batches' header (NODE SEQ TOKEN) only.
         args = [CHANNEL, _batch(self.node, self._seq, items, self.heartbeat.token), limit]
         if limit:  # only each room's newest `limit` lines of the batch matter
             for room, said in lines.items():
