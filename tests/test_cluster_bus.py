@@ -7,9 +7,12 @@ and a cut to Redis never swallows a line that was said.
 
 from __future__ import annotations
 
+import json
+
 from twisted.internet import defer, task
 from twisted.logger import capturedLogs
 from twisted.trial import unittest
+from txredisapi import ResponseError
 
 from chatd.cluster import codec
 from chatd.cluster.bus import ClusterBus
@@ -27,6 +30,7 @@ class FakeRedis:
     def __init__(self):
         self.published: list[str] = []
         self.values: dict[str, str] = {}
+        self.evals: list[list] = []  # every script's ARGV
 
     def execute_command(self, *args):
         """SET KEY VALUE ... [GET] (a node's heartbeat): the old value with GET."""
@@ -39,6 +43,7 @@ class FakeRedis:
         return defer.succeed(1)
 
     def eval(self, script, keys, args):
+        self.evals.append(args)
         if "PUBLISH" in script:
             self.published.append(args[1])
             return defer.succeed(1)
@@ -135,6 +140,44 @@ class FromOtherNodesTests(BusCase):
         self.clock.advance(0)
         self.assertEqual(bob.lines(), ["<zed> [2Jhi"])
 
+    def test_lines_and_other_items_of_one_batch_keep_their_order(self):
+        """A batch that mixes lines with other items (an event, someone
+        joining elsewhere) and records that are no line at all (wrong
+        fields, no time, a time no clock can show) reaches the room in the
+        batch's order, the bad records left out."""
+        _, bob = self.enter("bob")
+        self.heard_back()
+        bob.lines()
+
+        def line(name, text, at=1.0):
+            return codec.line("m", "chatd", name, ev.Message(0, at, "chatd", name, text))
+
+        self.bus.received(codec.batch("b", 1, [
+            line("zed", "one"),
+            ["e", "chatd", None, ["Notice", 1.0, "chatd", "between"]],
+            line("zed", "two"),
+            "m\x00chatd\x00zed\x00",  # too few fields
+            line("zed", "no time").replace("\x001000\x00", "\x00soon\x00"),
+            line("zed", "far future", at=1e17),
+            ["in", "chatd", "yan", False, None],
+            ["e", "chatd", None, ["Joined", 1.0, "chatd", "yan", False]],
+            line("yan", "three"),
+        ]))
+        self.clock.advance(0)
+        self.assertEqual(bob.lines(), ["<zed> one", "* between", "<zed> two",
+                                       "* yan joined", "<yan> three"])
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 3)
+
+    def test_batch_of_another_chatd_version_is_skipped_with_one_warning(self):
+        """A node still running an older chatd (JSON batches) during an
+        upgrade costs its batches, not this node: one warning in the log."""
+        old = "b 7 " + json.dumps([["m", "chatd", "zed", 1.0, "zed", "hi", ""]])
+        with capturedLogs() as events:
+            self.bus.received(old)
+            self.bus.received(old)
+        warnings = [e for e in events if "cannot read" in e.get("log_format", "")]
+        self.assertEqual(len(warnings), 1)
+
     def test_ban_from_another_node_removes_its_target_here(self):
         """A ban made on another node takes its target off this node at once,
         even if that node's own word to do it never comes."""
@@ -223,11 +266,12 @@ class DuplicateNodeTests(BusCase):
         self.assertEqual(self.redis.published, [])
 
     def test_older_process_goes_on(self):
-        """The process that was there first keeps serving its users, and
-        tells the other nodes again who is on it (the newer one had told
-        them nobody was)."""
+        """The process that was there first keeps serving its users, tells
+        the other nodes again who is on it (the newer one had told them
+        nobody was) and claims their names again (its link-up freed them)."""
         ann, _ = self.enter("ann")
         self.heard_back()
+        self.redis.evals.clear()
         with capturedLogs() as events:
             self.bus.received(codec.batch("a", 1, [["state", []]], self.NEWER))
         self.clock.advance(0)
@@ -236,6 +280,8 @@ class DuplicateNodeTests(BusCase):
         published, self.redis.published = self.redis.published, []
         self.assertIn('["state",[["ann",false,null,["chatd"]]]]', published[-1])
         self.bus.received(published[-1])
+        # The newer one's link-up freed the node's names: ann's is claimed again.
+        self.assertIn(["ann", "a", "0"], self.redis.evals)
         _, bob = self.enter("bob")
         self.heard_back()
         bob.lines()
@@ -246,7 +292,38 @@ class DuplicateNodeTests(BusCase):
 
     def test_heartbeat_finds_an_idle_duplicate(self):
         """A duplicate that publishes nothing is found by the heartbeat: the
-        node's key holds the other process's token."""
+        node's key holds the other process's token at two beats running
+        (once could be a dead predecessor's, from a Redis restored from
+        disk: a node restarted under its old name keeps going)."""
         self.redis.values["chatd:node:a"] = self.OLDER
         self.clock.advance(self.bus.ttl / 3)
+        self.clock.advance(self.bus.ttl / 3)
+        self.assertEqual(self.stopped, [])
+        self.redis.values["chatd:node:a"] = self.OLDER
+        self.clock.advance(self.bus.ttl / 3)
+        self.redis.values["chatd:node:a"] = self.OLDER  # the twin writes it again
+        self.clock.advance(self.bus.ttl / 3)
         self.assertEqual(self.stopped, [True])
+
+    def test_redis_without_set_get(self):
+        """A Redis older than 6.2 (no SET ... GET) keeps the heartbeat going,
+        with one warning; a Redis still loading its data is not taken for one."""
+        refusals = []
+
+        def execute_command(*args):
+            if args[-1] == "GET":
+                reason = refusals.pop(0)
+                return defer.fail(ResponseError(reason))
+            return defer.succeed("OK")
+
+        self.redis.execute_command = execute_command
+        refusals.append("LOADING Redis is loading the dataset in memory")
+        third = self.bus.ttl / 3
+        self.clock.advance(third)
+        self.assertEqual(self.bus.heartbeat._replies_old, True)
+        refusals.append("ERR syntax error")
+        with capturedLogs() as events:
+            self.clock.advance(third)
+        self.assertIn("no SET ... GET", " ".join(e.get("log_format", "") for e in events))
+        self.clock.advance(third)  # plain SET from now on: nothing left to pop
+        self.assertEqual(self.stopped, [])

@@ -200,6 +200,7 @@ class ClusterTests(unittest.TestCase):
         alice.say("still here")
         self.assertEqual(said(bob, 1), ["<alice> still here"])
 
+
     def test_redis_outage_and_empty_restart(self):
         """Redis stops, then comes back empty.  Throughout, each node serves
         its own users (they keep talking); admins are told `* cluster link

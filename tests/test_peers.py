@@ -106,13 +106,17 @@ class CodecTests(CoreTestCase):
         """A room's history as Redis holds it reaches a node that starts
         later with its times (milliseconds, or an older node's seconds) and
         with nothing in it that acts on a terminal; a line that is no line
-        is left out instead of stopping the start."""
+        is left out instead of stopping the start, and so is one whose time
+        no clock can show (it would break every later replay of the room)."""
         from chatd.cluster.sync import _said
         said = _said('[1733550000123,"message","ann","hi\\u001b[2J there"]')
         self.assertEqual((said.at, said.kind, said.name, said.text),
                          (1733550000.123, "message", "ann", "hi[2J there"))
         self.assertEqual(_said('[1733550000.5,"action","ann","waves"]').at, 1733550000.5)
-        for row in ('[1,"private","ann","psst"]', '{"at": 1}', "not json", "[1,2,3,4]"):
+        for row in ('[1,"private","ann","psst"]', '{"at": 1}', "not json", "[1,2,3,4]",
+                    '["x","message","ann","hi"]', '[NaN,"message","ann","hi"]',
+                    '[true,"message","ann","hi"]', '[1e300,"message","ann","hi"]',
+                    '[-5,"message","ann","hi"]'):
             self.assertIsNone(_said(row))
 
 

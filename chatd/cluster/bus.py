@@ -30,9 +30,9 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from chatd.cluster import sync
+from chatd.cluster.codec import MAX_TIME, encode
 from chatd.cluster.codec import batch as _batch
 from chatd.cluster.codec import dumps as _dumps
-from chatd.cluster.codec import encode
 from chatd.cluster.codec import line as _line
 from chatd.cluster.heartbeat import NODE, Heartbeat
 from chatd.cluster.inbound import HANDLERS
@@ -63,7 +63,7 @@ class ClusterBus:
     """See the module docstring.  attach() it to the Server it serves and
     start `bus.link` (a service) once the data files are open."""
 
-    keeps_history = True  # as delivered, in Redis's order (see _keep)
+    keeps_history = True  # as delivered, in Redis's order (see deliver)
 
     def __init__(self, address: RedisAddress, reactor, node: str | None = None,
                  ttl: float = 15.0):
@@ -90,6 +90,7 @@ class ClusterBus:
         self.redis = None  # the command connection while up
         self.link = Link(address, CHANNEL, reactor, self.received, self._up, self.lost)
         self.quit = None  # stops this process (make_bus: reactor.stop)
+        self._misread = False  # a batch it could not read was logged
         self.heartbeat = Heartbeat(self, reactor)
 
     def attach(self, server, users) -> None:
@@ -256,8 +257,10 @@ class ClusterBus:
                 receive_all(pairs)
 
     def deliver(self, room: str, event: ev.Event, sender) -> None:
-        """An event to this node's members of room, kept in its history."""
-        self._keep(room, event)
+        """An event to this node's members of room, kept in its history (in
+        the order delivered) if it is a line said."""
+        if event.__class__ in _LINE_CODES and self.server.history is not None:
+            self.server.history.keep(room, event)
         receive = self._rooms.get(room)
         if receive is not None:
             receive(event, sender)
@@ -269,20 +272,20 @@ class ClusterBus:
     def forget(self, node: str) -> None:
         self._known.discard(node)  # node is gone: its heartbeat is no longer checked
 
-    def _keep(self, room: str, event: ev.Event) -> None:
-        """This node's copy of the room's history, in the order delivered."""
-        if event.__class__ is ev.Message or event.__class__ is ev.Action:
-            history = self.server.history
-            if history is not None:
-                history.keep(room, event)
-
     # -- batches in ---------------------------------------------------
 
     def received(self, message: str) -> None:
         """A batch from Redis (any node's, this one's included)."""
         self.heartbeat.heard()
         end = message.find("\n")  # the header; its own batch is not copied
-        node, seq, token = (message if end < 0 else message[:end]).split(" ")
+        try:
+            node, seq, token = (message if end < 0 else message[:end]).split(" ")
+        except ValueError:  # a batch from a node running another chatd version
+            if not self._misread:
+                self._misread = True
+                log.warn("cluster: a batch this node cannot read: every node must run"
+                         " the same chatd version ({head!r:.60})", head=message[:60])
+            return
         if node == self.node:
             if token != self.heartbeat.token:
                 self.heartbeat.other(token)
@@ -300,6 +303,9 @@ class ClusterBus:
         heard: dict[str, list] = {}  # lines, by room: handed over together
         names: dict[str, str] = {}  # senders' names, each cleaned once a batch
         for record in message[end + 1:].split("\n"):
+            if heard and record[:1] == "[":  # the lines before this item first:
+                before, heard = heard, {}  # the order is kept
+                self._hand_over(before)
             try:
                 if record[:1] != "[":  # most of them: a line said (codec.line)
                     code, room, sender, at, name, text, rich = record.split("\x00")
@@ -310,7 +316,10 @@ class ClusterBus:
                     cleaned = names.get(name)
                     if cleaned is None:
                         cleaned = names[name] = clean(name)
-                    said = cls(next_id(), int(at) / 1000, room, cleaned,
+                    at = int(at) / 1000
+                    if not 0 <= at <= MAX_TIME:
+                        raise ValueError(f"not a time: {at}")
+                    said = cls(next_id(), at, room, cleaned,
                                text if text.isprintable() and text.isascii() else clean(text),
                                clean_keeping_formatting(rich) if rich else "")
                     pairs = heard.get(room)
@@ -319,9 +328,6 @@ class ClusterBus:
                     else:
                         pairs.append((sender or None, said))
                     continue
-                if heard:  # the lines before this item first: the order is kept
-                    before, heard = heard, {}
-                    self._hand_over(before)
                 item = json.loads(record)
                 handler = HANDLERS.get(item[0])
                 if handler is None:

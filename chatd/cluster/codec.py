@@ -53,10 +53,20 @@ def batch(node: str, seq: int, items: list, token: str = "-") -> str:
                       *[item if item.__class__ is str else dumps(item) for item in items]])
 
 
+MAX_TIME = 1e11  # seconds since the epoch (the year 5138): no later time is one
+
+
 def seconds(at) -> float:
     """A history line's time as Redis holds it (milliseconds, or the
-    seconds an older node wrote) in seconds."""
-    return at / 1000 if at.__class__ is int else at
+    seconds an older node wrote) in seconds; ValueError if it is no time
+    (a time has to survive formatting for a client: strftime, server-time)."""
+    if at.__class__ is int:
+        at = at / 1000
+    elif at.__class__ is not float:
+        raise ValueError(f"not a time: {at!r:.30}")
+    if not 0 <= at <= MAX_TIME:  # NaN fails too
+        raise ValueError(f"not a time: {at!r:.30}")
+    return at
 
 
 # How each field's text is cleaned again: `rich` keeps IRC's formatting codes.
@@ -75,6 +85,8 @@ def decode(data: list) -> ev.Event:
     it is); ValueError if it describes no event."""
     try:
         cls = KINDS[data[0]]
+        if data[1].__class__ is not float or not 0 <= data[1] <= MAX_TIME:
+            raise ValueError(f"not a time: {data[1]!r:.30}")
         return cls(ev.next_id(), *(cleaner(v) if v.__class__ is str else v
                                    for cleaner, v in zip(_CLEANERS[cls], data[1:],
                                                          strict=True)))

@@ -20,6 +20,8 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from txredisapi import ResponseError
 
+from chatd.cluster import sync
+
 log = Logger()
 
 NODE = "chatd:node:"  # + node: its heartbeat, with a TTL
@@ -46,6 +48,8 @@ class Heartbeat:
         self._replies_old = True  # SET ... GET (Redis 6.2 and newer) works
         self.duplicate = False  # another process runs as this node: this one stops
         self._warned = False
+        self._suspect = None  # another token found in the key once: alive if again
+        self._reasserted: set[str] = set()  # twins this process answered
 
     def renew(self, redis) -> defer.Deferred:
         """Write this node's key (this process's token, with the TTL); fires
@@ -56,6 +60,8 @@ class Heartbeat:
 
         def older(failure):
             failure.trap(ResponseError)
+            if "syntax" not in str(failure.value).lower():  # LOADING, OOM...: not that
+                return failure
             log.warn("cluster: this Redis has no SET ... GET (6.2 and newer): two"
                      " processes started with the same --node go unnoticed")
             self._replies_old = False
@@ -83,15 +89,30 @@ class Heartbeat:
 
     def _renewed(self, replaced) -> None:
         self.answered()
-        if replaced is not None and replaced != self.token:
-            # Written at link up by this process, so another one wrote it since.
+        replaced = None if replaced is None else str(replaced)
+        if replaced is None or replaced == self.token:
+            self._suspect = None
+        elif replaced == self._suspect:
+            # This process wrote the key at its last beat and the other token
+            # is back: another process is alive and writes it too.  (Once
+            # could be a dead predecessor's, from a Redis restored from disk.)
             self.other(replaced)
+        else:
+            self._suspect = replaced
+
+    def _refused(self, failure) -> None:
+        """Redis answered a renewal with an error (OOM, READONLY...): it is
+        there, so the watchdog leaves the link, but the error is logged."""
+        if failure.check(ResponseError):
+            self.answered()
+            log.warn("cluster: Redis refused this node's heartbeat: {why}",
+                     why=failure.getErrorMessage())
 
     def other(self, token: str) -> None:
         """Another process runs as this node (its token is token): the
         newer of the two stops (bus.quit); the older goes on, and says
         again who is on it."""
-        node = self._bus.node
+        node, token = self._bus.node, str(token)
         if self.duplicate:
             return
         if self.token > token:
@@ -105,8 +126,15 @@ class Heartbeat:
                 self._warned = True
                 log.error("cluster: another chatd process started as node {node} too;"
                           " it stops. Give every node its own --node.", node=node)
-            # What it told the others of this node (who is on it) is wrong.
+            if token in self._reasserted:
+                return
+            self._reasserted.add(token)
+            # What it told the others of this node is wrong (nobody is on
+            # it), and its link-up freed the names of this node's users.
             self._bus.send(["state", self._bus.presence()])
+            if self._bus.redis is not None:
+                sync.reclaim(self._bus.redis, self._bus.server, node).addErrback(
+                    lambda f: log.failure("cluster: claiming names again failed", f))
 
     def _beat(self) -> None:
         """Nothing is returned to the LoopingCall, which would wait for it
@@ -128,7 +156,7 @@ class Heartbeat:
             bus.link.drop()
             return
         self._beating = True
-        self.renew(redis).addCallbacks(self._renewed, lambda f: None)
+        self.renew(redis).addCallbacks(self._renewed, self._refused)
         peers = bus.server.peers
         nodes = sorted(bus.known() | peers.nodes)
         checks = [redis.exists(NODE + node) for node in nodes]

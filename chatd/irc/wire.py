@@ -24,8 +24,10 @@ def channel(room: str) -> str:
 
 
 def server_time(at: float) -> str:
-    """The IRCv3 server-time tag value: 2026-11-25T15:00:00.000Z."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+    """The IRCv3 server-time tag value: 2026-11-25T15:00:00.000Z, to the
+    nearest millisecond (what a cluster's nodes agree on: chatd.cluster.codec)."""
+    seconds, ms = divmod(round(at * 1000), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
 
 
 def split_text(prefix: bytes, text: str, suffix: bytes = b"\r\n") -> list[bytes]:
