@@ -13,14 +13,13 @@ shown as said is lost.  New logins and admins' actions are refused
 (Unavailable) until the link is back and this node has resynchronised
 (chatd.cluster.sync).
 
-Presence and the rest of what nodes tell each other: chatd.cluster.inbound.
+Another node's batch, read record by record: chatd.cluster.inbound.
 A node whose heartbeat (`chatd:node:NODE`, with a TTL: chatd.cluster.heartbeat)
 stops is lost.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from collections import deque
@@ -30,12 +29,12 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from chatd.cluster import sync
-from chatd.cluster.codec import MAX_TIME, encode
+from chatd.cluster.codec import LINE_KINDS, encode
 from chatd.cluster.codec import batch as _batch
 from chatd.cluster.codec import dumps as _dumps
 from chatd.cluster.codec import line as _line
 from chatd.cluster.heartbeat import NODE, Heartbeat
-from chatd.cluster.inbound import HANDLERS
+from chatd.cluster.inbound import read
 from chatd.cluster.link import Link
 from chatd.cluster.scripts import CLAIM as _CLAIM
 from chatd.cluster.scripts import PUBLISH as _PUBLISH
@@ -44,15 +43,14 @@ from chatd.cluster.url import RedisAddress
 from chatd.core import events as ev
 from chatd.core.bus import BatchReceiver, IBus, Receiver
 from chatd.core.errors import Banned, NameTaken, Unavailable
-from chatd.core.text import clean, clean_keeping_formatting, name_key
+from chatd.core.text import name_key
 
 log = Logger()
 
 CHANNEL = "chatd:events"
 
 # Lines said travel as records of their own (codec.line).
-_LINE_KINDS = {"m": ev.Message, "a": ev.Action}
-_LINE_CODES = {cls: code for code, cls in _LINE_KINDS.items()}
+_LINE_CODES = {cls: code for code, cls in LINE_KINDS.items()}
 
 # Items that wait for the link, not dropped while it is down (see _flush).
 _HELD = frozenset({"tell", "expel", "unroom", "replaced", "mod"})
@@ -245,7 +243,7 @@ class ClusterBus:
             if receive_all is not None:
                 receive_all(pairs)
 
-    def _hand_over(self, heard: dict) -> None:
+    def hand_over(self, heard: dict) -> None:
         """Lines from another node, [(sender, event), ...] by room: kept in
         history, then to this node's rooms, one call per room."""
         history, batches = self.server.history, self._batches
@@ -299,46 +297,7 @@ class ClusterBus:
             self._known.add(node)
         if end < 0:
             return
-        server, next_id = self.server, ev.next_id
-        heard: dict[str, list] = {}  # lines, by room: handed over together
-        names: dict[str, str] = {}  # senders' names, each cleaned once a batch
-        for record in message[end + 1:].split("\n"):
-            if heard and record[:1] == "[":  # the lines before this item first:
-                before, heard = heard, {}  # the order is kept
-                self._hand_over(before)
-            try:
-                if record[:1] != "[":  # most of them: a line said (codec.line)
-                    code, room, sender, at, name, text, rich = record.split("\x00")
-                    cls = _LINE_KINDS[code]
-                    # Cleaned on the node it was typed on, and again here: a
-                    # terminal never gets what Redis holds as it is (printable
-                    # ASCII, clean()'s first test, spares the call).
-                    cleaned = names.get(name)
-                    if cleaned is None:
-                        cleaned = names[name] = clean(name)
-                    at = int(at) / 1000
-                    if not 0 <= at <= MAX_TIME:
-                        raise ValueError(f"not a time: {at}")
-                    said = cls(next_id(), at, room, cleaned,
-                               text if text.isprintable() and text.isascii() else clean(text),
-                               clean_keeping_formatting(rich) if rich else "")
-                    pairs = heard.get(room)
-                    if pairs is None:
-                        heard[room] = [(sender or None, said)]
-                    else:
-                        pairs.append((sender or None, said))
-                    continue
-                item = json.loads(record)
-                handler = HANDLERS.get(item[0])
-                if handler is None:
-                    log.warn("cluster: unknown item {kind!r} from {node}", kind=item[0],
-                             node=node)
-                    continue
-                handler(self, server, node, *item[1:])
-            except Exception:  # one bad item (a newer node's?) costs only itself
-                log.failure("cluster: an item from {node} failed: {item!r:.200}",
-                            node=node, item=record)
-        self._hand_over(heard)
+        read(self, node, message[end + 1:].split("\n"))
 
     def presence(self) -> list:
         """Who is on this node, as a \"state\" item says it."""

@@ -37,6 +37,10 @@ _FIELDS = {cls: attrgetter(*[f.name for f in fields(cls)][1:]) for cls in KINDS.
 dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+# The records of lines said, by their first field.
+LINE_KINDS = {"m": ev.Message, "a": ev.Action}
+
+
 def line(code: str, room: str, sender: str | None, event) -> str:
     """The record of a line said in room (event a Message, code "m", or an
     Action, "a") by sender (a name key, or None).  No field holds a NUL or

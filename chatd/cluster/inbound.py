@@ -1,9 +1,9 @@
 """What the other nodes of a cluster say, done here.
 
-ClusterBus (chatd.cluster.bus) reads each batch from Redis.  The lines
-said in rooms ("m" a message, "a" an action: the hot path) it delivers
-itself; every other item of another node's batch comes to its handler
-here, by its first element: "e" another room event, "in"/"out"/"gone"
+ClusterBus (chatd.cluster.bus) reads each batch's header from Redis, and
+another node's records come here (read()).  The lines said in rooms (the
+hot path) go to the rooms in bulk; every other item comes to its handler,
+by its first element: "e" another room event, "in"/"out"/"gone"
 presence, "tell"/"expel"/"unroom" for one of this node's users, "replaced" (a
 registered name taken over elsewhere), "mod" an admin's change,
 "hello"/"state"/"bye" who is on a node.  Each handler is called as
@@ -12,9 +12,63 @@ handler(bus, server, node, *rest).
 
 from __future__ import annotations
 
-from chatd.cluster.codec import decode
+import json
+
+from twisted.logger import Logger
+
+from chatd.cluster.codec import LINE_KINDS, MAX_TIME, decode
 from chatd.core import events as ev
-from chatd.core.text import valid_name
+from chatd.core.text import clean, clean_keeping_formatting, valid_name
+
+log = Logger()
+
+
+def read(bus, node: str, records: list[str]) -> None:
+    """The records of another node's batch (chatd.cluster.codec), in order:
+    lines said are handed to their rooms together (bus.hand_over), each
+    other item to its handler, the lines before it first.  Everything is
+    checked and cleaned again (Redis is not trusted to be what a node wrote),
+    and one bad record costs only itself."""
+    server, next_id = bus.server, ev.next_id
+    heard: dict[str, list] = {}  # lines, by room: handed over together
+    names: dict[str, str] = {}  # senders' names, each cleaned once a batch
+    for record in records:
+        if heard and record[:1] == "[":  # the lines before this item first:
+            before, heard = heard, {}  # the order is kept
+            bus.hand_over(before)
+        try:
+            if record[:1] != "[":  # most of them: a line said (codec.line)
+                code, room, sender, at, name, text, rich = record.split("\x00")
+                cls = LINE_KINDS[code]
+                # Cleaned on the node it was typed on, and again here: a
+                # terminal never gets what Redis holds as it is (printable
+                # ASCII, clean()'s first test, spares the call).
+                cleaned = names.get(name)
+                if cleaned is None:
+                    cleaned = names[name] = clean(name)
+                at = int(at) / 1000
+                if not 0 <= at <= MAX_TIME:
+                    raise ValueError(f"not a time: {at}")
+                said = cls(next_id(), at, room, cleaned,
+                           text if text.isprintable() and text.isascii() else clean(text),
+                           clean_keeping_formatting(rich) if rich else "")
+                pairs = heard.get(room)
+                if pairs is None:
+                    heard[room] = [(sender or None, said)]
+                else:
+                    pairs.append((sender or None, said))
+                continue
+            item = json.loads(record)
+            handler = HANDLERS.get(item[0])
+            if handler is None:
+                log.warn("cluster: unknown item {kind!r} from {node}", kind=item[0],
+                         node=node)
+                continue
+            handler(bus, server, node, *item[1:])
+        except Exception:  # one bad item (a newer node's?) costs only itself
+            log.failure("cluster: an item from {node} failed: {item!r:.200}",
+                        node=node, item=record)
+    bus.hand_over(heard)
 
 
 def event(bus, server, node, room, sender, data) -> None:
