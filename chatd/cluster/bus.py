@@ -71,15 +71,14 @@ class ClusterBus:
         self._rooms: dict[str, Receiver] = {}
         self._batches: dict[str, BatchReceiver] = {}  # the same rooms' receive_all
         self._out: list = []  # items of the next batch
-        self._lines: dict[str, list[ev.Event]] = {}  # its history: lines by room key
         self._flush_call = None
         self._seq = 0
         # This node's own events of the next batch, as made here: heard
         # back, they are delivered as they are, not decoded again.
         self._own: dict[str, list[tuple[str | None, ev.Event]]] = {}  # by room
         self._held: list = []  # items for other nodes kept while the link is down
-        # Published, not heard back: (seq, own events, their lines by room).
-        self._sent: deque[tuple[int, list, dict]] = deque()
+        # Published, not heard back: (seq, own events by room).
+        self._sent: deque[tuple[int, dict]] = deque()
         self._ready = False  # up and resynchronised
         self._was_up = False
         self._known: set[str] = set()  # other nodes heard from
@@ -113,12 +112,6 @@ class ClusterBus:
             self._own[room] = [(key, event)]
         else:
             own.append((key, event))
-        if code is not None:
-            lines = self._lines.get(room)
-            if lines is None:
-                self._lines[room] = [event]
-            else:
-                lines.append(event)
 
     def subscribe(self, room: str, receive: Receiver, receive_all: BatchReceiver) -> None:
         self._rooms[room] = receive
@@ -207,49 +200,39 @@ class ClusterBus:
                 self._flush_call.cancel()
             self._flush_call = None
         items, self._out = self._out, []
-        lines, self._lines = self._lines, {}
         own, self._own = self._own, {}
         if not items:
             return
         if not self._ready:
-            self._deliver_own(own, lines)
+            self.hand_over(own)
             # Presence is sent whole after a reconnection ("state"); what
             # was said to or done to someone elsewhere waits for the link.
             self._held += [item for item in items if item[0] in _HELD]
             return
         self._seq += 1
-        self._sent.append((self._seq, own, lines))
+        self._sent.append((self._seq, own))
         limit = self.server.history.limit if self.server.history is not None else 0
         # A node reads its own batches' header (NODE SEQ TOKEN) only.
         args = [CHANNEL, _batch(self.node, self._seq, items, self.heartbeat.token), limit]
         if limit:  # only each room's newest `limit` lines of the batch matter
-            for room, said in lines.items():
-                args += (room, _dumps([[int(e.at * 1000), e.kind, e.name, e.text]
-                                       for e in said[-limit:]]))
+            for room, pairs in own.items():
+                said = [e for _, e in pairs if e.__class__ in _LINE_CODES][-limit:]
+                if said:
+                    args += (room, _dumps([[int(e.at * 1000), e.kind, e.name, e.text]
+                                           for e in said]))
         self.redis.eval(_PUBLISH, [], args).addErrback(
             lambda f: log.warn("cluster: a batch was not published: {why}",
                                why=f.getErrorMessage()))
 
-    def _deliver_own(self, own: dict, lines: dict) -> None:
-        """This node's room events, [(sender, event), ...] by room, to this
-        node's rooms (heard back, or the link lost while they were on their
-        way); lines: those of them that history keeps, by room."""
-        history, batches = self.server.history, self._batches
-        if history is not None:
-            for room, said in lines.items():
-                history.keep_many(room, said)
-        for room, pairs in own.items():
-            receive_all = batches.get(room)
-            if receive_all is not None:
-                receive_all(pairs)
-
     def hand_over(self, heard: dict) -> None:
-        """Lines from another node, [(sender, event), ...] by room: kept in
-        history, then to this node's rooms, one call per room."""
+        """Events heard, [(sender, event), ...] by room (another node's
+        lines, or this node's own events heard back or kept while the link
+        is down): the lines kept in history, then all to this node's rooms,
+        one call per room."""
         history, batches = self.server.history, self._batches
         for room, pairs in heard.items():
             if history is not None:
-                history.keep_many(room, [event for _, event in pairs])
+                history.keep_many(room, [e for _, e in pairs if e.__class__ in _LINE_CODES])
             receive_all = batches.get(room)
             if receive_all is not None:
                 receive_all(pairs)
@@ -290,8 +273,8 @@ class ClusterBus:
                 return
             seq = int(seq)
             while self._sent and self._sent[0][0] <= seq:
-                _, sent, lines = self._sent.popleft()
-                self._deliver_own(sent, lines)
+                _, sent = self._sent.popleft()
+                self.hand_over(sent)
             return
         if node not in self._known:
             self._known.add(node)
@@ -350,8 +333,8 @@ class ClusterBus:
             return
         self._ready = False
         sent, self._sent = self._sent, deque()
-        for _, own, lines in sent:
-            self._deliver_own(own, lines)
+        for _, own in sent:
+            self.hand_over(own)
         self._flush()  # what was queued: delivered here
         log.warn("cluster link lost")
         self._tell_admins("cluster link lost")
